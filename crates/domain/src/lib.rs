@@ -1,0 +1,1 @@
+//! lockstock domain: entities, validation rules, errors and ports.

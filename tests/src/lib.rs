@@ -1,0 +1,1 @@
+//! Harness for lockstock end-to-end tests.
