@@ -1,0 +1,76 @@
+//! Ports: what the application needs from storage. Implemented over Redis and in memory
+//! by `inventory-infra`; used as `Arc<dyn Port>`.
+
+use async_trait::async_trait;
+
+use crate::{
+    NewProduct, NewUser, Page, Product, ProductError, ProductId, Purchase, PurchaseError,
+    PurchaseId, PurchaseOrder, PurchaseReceipt, RestockQuantity, StockLevel, StoreError, User,
+    UserError, UserId, Username,
+};
+
+/// Accounts.
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Creates an account. Username uniqueness is enforced atomically (two concurrent
+    /// registrations of one name: exactly one succeeds, the other gets
+    /// [`UserError::UsernameTaken`]).
+    async fn create(&self, new: NewUser) -> Result<User, UserError>;
+
+    /// The account with this username, if any.
+    async fn find_by_username(&self, username: &Username) -> Result<Option<User>, StoreError>;
+
+    /// The account with this id, if any.
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+}
+
+/// The catalogue and its stock.
+#[async_trait]
+pub trait ProductRepository: Send + Sync {
+    /// Creates a product; names are unique ([`ProductError::NameTaken`]).
+    async fn create(&self, new: NewProduct) -> Result<Product, ProductError>;
+
+    /// The product with this id, if any.
+    async fn get(&self, id: ProductId) -> Result<Option<Product>, StoreError>;
+
+    /// A page of products, ordered by id.
+    async fn list(&self, page: Page) -> Result<Vec<Product>, StoreError>;
+
+    /// The stock accounting of a product, if it exists.
+    async fn stock(&self, id: ProductId) -> Result<Option<StockLevel>, StoreError>;
+
+    /// Adds units to a product's stock, under the product's lock.
+    async fn restock(
+        &self,
+        id: ProductId,
+        quantity: RestockQuantity,
+    ) -> Result<StockLevel, ProductError>;
+}
+
+/// Buying.
+///
+/// Idempotency: for one user and one key, the same order (see
+/// [`PurchaseOrder::fingerprint`]) yields the first receipt again with
+/// `replayed: true` and never a second purchase, also when both requests run at the same
+/// time (the later one waits and replays, or gets [`PurchaseError::IdempotencyInFlight`]);
+/// a different order yields [`PurchaseError::IdempotencyKeyReused`]. Records live at least
+/// [`crate::IDEMPOTENCY_KEY_TTL`]. Failed orders (e.g. sold out) do not consume the key.
+#[async_trait]
+pub trait PurchaseService: Send + Sync {
+    /// Buys under the product's lock: checks stock, decrements it and records the
+    /// purchase atomically.
+    async fn purchase(&self, order: PurchaseOrder) -> Result<PurchaseReceipt, PurchaseError>;
+
+    /// The purchase with this id, if any (ownership is checked by the caller).
+    async fn get(&self, id: PurchaseId) -> Result<Option<Purchase>, StoreError>;
+
+    /// A page of one user's purchases, newest first.
+    async fn list_for_user(&self, user: UserId, page: Page) -> Result<Vec<Purchase>, StoreError>;
+}
+
+/// Readiness of the backing store.
+#[async_trait]
+pub trait HealthCheck: Send + Sync {
+    /// `Ok` when every configured backend node (or a quorum) answers.
+    async fn ready(&self) -> Result<(), StoreError>;
+}
