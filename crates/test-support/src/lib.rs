@@ -22,13 +22,18 @@
 //! let urls: Vec<String> = nodes.urls();
 //! ```
 //!
-//! The binary is `redis-server` from `PATH` unless `REDIS_SERVER_BIN` names another one.
+//! [`RedisCluster`] builds a real Redis Cluster (masters only) with `redis-cli`.
+//!
+//! The binary is `redis-server` from `PATH` unless `REDIS_SERVER_BIN` names another one
+//! (`REDIS_CLI_BIN` likewise for `redis-cli`).
 
+mod cluster;
 mod nodes;
 mod port;
 mod resp;
 mod server;
 
+pub use cluster::{REDIS_CLI_BIN_ENV, RedisCluster};
 pub use nodes::RedisNodes;
 pub use resp::{Reply, command};
 pub use server::{READY_TIMEOUT, REDIS_SERVER_BIN_ENV, RedisServer, RedisServerBuilder};

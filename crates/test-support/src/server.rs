@@ -86,6 +86,12 @@ impl RedisServerBuilder {
     /// When the binary cannot be run, the server exits, or it does not answer within
     /// [`READY_TIMEOUT`]; the message includes the server's log.
     pub fn start(self) -> RedisServer {
+        self.start_picking_ports(port::free_port)
+    }
+
+    /// Like [`start`](Self::start), with free ports drawn from `pick_port` (retried on a
+    /// clash) unless a fixed [`port`](Self::port) was set.
+    pub(crate) fn start_picking_ports(self, pick_port: fn() -> u16) -> RedisServer {
         let binary = self
             .binary
             .or_else(|| std::env::var_os(REDIS_SERVER_BIN_ENV).map(PathBuf::from))
@@ -108,21 +114,7 @@ impl RedisServerBuilder {
                 server.port = port;
                 server.launch_or_panic(1);
             }
-            None => {
-                let mut clashes = Vec::new();
-                for _ in 0..START_ATTEMPTS {
-                    server.port = port::free_port();
-                    match server.launch() {
-                        Ok(()) => return server,
-                        Err(StartError::PortTaken(why)) => clashes.push(why),
-                        Err(StartError::Fatal(why)) => panic!("{why}"),
-                    }
-                }
-                panic!(
-                    "redis-server could not get a free port in {START_ATTEMPTS} attempts:\n{}",
-                    clashes.join("\n")
-                );
-            }
+            None => server.launch_on_free_port(pick_port),
         }
         server
     }
@@ -285,6 +277,22 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         self.launch_or_panic(START_ATTEMPTS);
+    }
+
+    fn launch_on_free_port(&mut self, pick_port: fn() -> u16) {
+        let mut clashes = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            self.port = pick_port();
+            match self.launch() {
+                Ok(()) => return,
+                Err(StartError::PortTaken(why)) => clashes.push(why),
+                Err(StartError::Fatal(why)) => panic!("{why}"),
+            }
+        }
+        panic!(
+            "redis-server could not get a free port in {START_ATTEMPTS} attempts:\n{}",
+            clashes.join("\n")
+        );
     }
 
     fn launch_or_panic(&mut self, attempts: usize) {
