@@ -1,1 +1,22 @@
 //! Adapters of the domain ports: Redis (system of record) and in-memory (development mode).
+
+use std::sync::Arc;
+
+use inventory_domain::{HealthCheck, ProductRepository, PurchaseService, UserRepository};
+
+pub mod memory;
+
+/// Every port the application needs, as trait objects. Returned by
+/// [`memory::MemoryStore::repositories`] and by the Redis `connect`, so the composition
+/// root is the only place that knows which one it got.
+#[derive(Clone)]
+pub struct Repositories {
+    /// Accounts.
+    pub users: Arc<dyn UserRepository>,
+    /// Catalogue and stock.
+    pub products: Arc<dyn ProductRepository>,
+    /// Buying.
+    pub purchases: Arc<dyn PurchaseService>,
+    /// Readiness of the backing store.
+    pub health: Arc<dyn HealthCheck>,
+}

@@ -1,0 +1,96 @@
+//! In-memory adapters: the whole store in one process, for development mode and tests.
+//!
+//! They behave like the Redis adapters (unique names, stock accounting, idempotency,
+//! newest-first listings, counter ids), and purchases and restocks take the product's
+//! lock from `inventory-lock` like the Redis adapters do, so development mode exercises
+//! the same queueing. Nothing survives a restart.
+
+mod idempotency;
+mod locks;
+mod products;
+mod purchases;
+mod state;
+mod users;
+
+use std::{
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use inventory_domain::{HealthCheck, StoreError};
+
+use crate::Repositories;
+
+use self::{locks::ProductLocks, state::State};
+
+/// How the in-memory store locks products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemorySettings {
+    /// Lease of a product lock.
+    pub lock_ttl: Duration,
+    /// How long a purchase or restock waits for the product's lock.
+    pub lock_wait_timeout: Duration,
+}
+
+impl Default for MemorySettings {
+    fn default() -> Self {
+        Self {
+            lock_ttl: Duration::from_millis(5000),
+            lock_wait_timeout: Duration::from_millis(3000),
+        }
+    }
+}
+
+/// The in-memory store. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: MemorySettings,
+    state: Mutex<State>,
+    locks: ProductLocks,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new(settings: MemorySettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                state: Mutex::new(State::default()),
+                locks: ProductLocks::new(settings),
+            }),
+        }
+    }
+
+    /// The store behind every port.
+    pub fn repositories(&self) -> Repositories {
+        let store = Arc::new(self.clone());
+        Repositories {
+            users: store.clone(),
+            products: store.clone(),
+            purchases: store.clone(),
+            health: store,
+        }
+    }
+
+    /// The shared state. Held only for short synchronous sections, never across `.await`.
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-written: every
+        // mutation is checked first and then applied without fallible steps.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl HealthCheck for MemoryStore {
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
