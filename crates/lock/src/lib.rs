@@ -1,1 +1,33 @@
-//! inventory-lock
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod acquire;
+mod backend;
+mod backoff;
+pub mod error;
+mod guard;
+mod guarded;
+pub mod key;
+mod local;
+mod lock;
+pub mod metrics;
+mod multi;
+pub mod options;
+mod queue;
+mod scripts;
+mod single;
+pub mod token;
+mod wakeups;
+mod watchdog;
+
+pub use error::{InvalidKey, InvalidOptions, LockError};
+pub use guard::LockGuard;
+pub use guarded::{GuardedInvocation, GuardedScript};
+pub use key::LockKey;
+pub use local::LocalLock;
+pub use lock::DistributedLock;
+pub use multi::{MultiGuard, canonical_order};
+pub use options::AcquireOptions;
+pub use single::{RedisLock, RedisLockConfig};
+pub use token::{FencingToken, LockToken};
+pub use watchdog::with_lock;

@@ -1,0 +1,151 @@
+//! The acquire loop shared by every backend.
+//!
+//! 1. Line up behind same-process callers for the key (FIFO, [`crate::queue`]).
+//! 2. At the head: attempt. On "held", subscribe to the key's release
+//!    notifications and attempt once more (a release between the first attempt
+//!    and the subscription would otherwise be missed), then sleep until a release
+//!    is announced, or a jittered backoff of at most min(holder's PTTL, cap)
+//!    passes (the fallback for a lost notification), or the wait deadline.
+//! 3. No attempt starts after the deadline; an attempt in flight runs to its
+//!    reply (bounded by the backend's response timeout).
+//!
+//! Every attempt uses a fresh token and is armed for cleanup
+//! ([`crate::backend::PendingAttempt`]): if its reply is lost or the caller's
+//! future is dropped mid-flight, an owner-checked release of that token follows.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::backend::{Attempt, Backend, PendingAttempt, ReleaseWatch};
+use crate::backoff;
+use crate::error::LockError;
+use crate::guard::LockGuard;
+use crate::key::LockKey;
+use crate::metrics;
+use crate::options::AcquireOptions;
+use crate::queue::KeyedQueue;
+
+/// Waits for `key` until `options.wait_timeout()` has passed.
+pub(crate) async fn acquire(
+    backend: Arc<dyn Backend>,
+    queue: &Arc<KeyedQueue>,
+    key: &LockKey,
+    options: &AcquireOptions,
+) -> Result<LockGuard, LockError> {
+    options.validate()?;
+    let span = tracing::debug_span!("lock.acquire", lock.key = %key, lock.backend = backend.name());
+    let started = Instant::now();
+    let result = wait_for_lock(backend.clone(), queue, key, options, started)
+        .instrument(span)
+        .await;
+    let outcome = match &result {
+        Ok(_) => "acquired",
+        Err(error) if error.is_timeout() => "timeout",
+        Err(_) => "error",
+    };
+    metrics::wait(backend.name(), outcome, started.elapsed());
+    result
+}
+
+/// One attempt, without waiting: `Ok(None)` if the key is held (here or elsewhere).
+pub(crate) async fn try_acquire(
+    backend: Arc<dyn Backend>,
+    queue: &Arc<KeyedQueue>,
+    key: &LockKey,
+    options: &AcquireOptions,
+) -> Result<Option<LockGuard>, LockError> {
+    options.validate()?;
+    let Some(head) = queue.try_enter(key) else {
+        metrics::contended(backend.name());
+        return Ok(None);
+    };
+    let result = attempt_once(&backend, key, options, 1).await;
+    drop(head);
+    result.map(Result::ok)
+}
+
+async fn wait_for_lock(
+    backend: Arc<dyn Backend>,
+    queue: &Arc<KeyedQueue>,
+    key: &LockKey,
+    options: &AcquireOptions,
+    started: Instant,
+) -> Result<LockGuard, LockError> {
+    let deadline = started + options.wait_timeout();
+    let timeout = |attempts| LockError::Timeout {
+        key: key.clone(),
+        waited: started.elapsed(),
+        attempts,
+    };
+    // Leaving the line (dropping `_head`) as soon as this function returns lets
+    // the next same-process caller become head: see `crate::queue`.
+    let Some(_head) = queue.enter(key, deadline).await else {
+        return Err(timeout(0));
+    };
+    let mut attempts = 0;
+    let mut watch: Option<ReleaseWatch> = None;
+    loop {
+        if let Some(watch) = &mut watch {
+            watch.mark_seen();
+        }
+        attempts += 1;
+        let pttl = match attempt_once(&backend, key, options, attempts).await? {
+            Ok(guard) => return Ok(guard),
+            Err(pttl) => pttl,
+        };
+        metrics::contended(backend.name());
+        if Instant::now() >= deadline {
+            return Err(timeout(attempts));
+        }
+        let Some(watch) = &mut watch else {
+            // First refusal: listen for releases, then look again at once.
+            watch = Some(backend.watch_releases(key).await);
+            continue;
+        };
+        let nap = backoff::jittered(options.backoff_min(), options.backoff_cap(), pttl);
+        tokio::select! {
+            () = watch.released() => {}
+            () = tokio::time::sleep(nap) => {}
+            () = tokio::time::sleep_until(deadline) => return Err(timeout(attempts)),
+        }
+    }
+}
+
+/// `Ok(Ok(guard))` when taken, `Ok(Err(pttl))` when held by someone else.
+async fn attempt_once(
+    backend: &Arc<dyn Backend>,
+    key: &LockKey,
+    options: &AcquireOptions,
+    attempts: u32,
+) -> Result<Result<LockGuard, Option<std::time::Duration>>, LockError> {
+    let pending = PendingAttempt::new(backend.clone(), key, options.ttl());
+    // The lease is measured from before the request leaves: whatever time the
+    // request spends in flight is already counted against it.
+    let sent_at = Instant::now();
+    let attempt = backend.attempt(key, pending.token(), options.ttl()).await?;
+    match attempt {
+        Attempt::Acquired(fence) => {
+            let token = pending.disarm();
+            tracing::debug!(
+                lock.fence = fence.get(),
+                lock.attempts = attempts,
+                "lock acquired"
+            );
+            Ok(Ok(LockGuard::new(
+                key.clone(),
+                token,
+                fence,
+                options.clone(),
+                backend.clone(),
+                sent_at,
+                attempts,
+            )))
+        }
+        Attempt::Held { pttl } => {
+            pending.disarm();
+            Ok(Err(pttl))
+        }
+    }
+}

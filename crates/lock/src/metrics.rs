@@ -1,0 +1,50 @@
+//! Metric names and recording, through the `metrics` facade.
+//!
+//! The crate never installs a recorder: an embedding service that installs one
+//! (Prometheus, StatsD, …) gets these series, one that doesn't pays nothing.
+//! Labels are the backend name and an outcome, never the key (unbounded cardinality).
+
+use std::time::Duration;
+
+/// Histogram: seconds from the start of `acquire` to its outcome. Labels: `backend`, `outcome`.
+pub const WAIT_SECONDS: &str = "lock_wait_seconds";
+/// Histogram: seconds a lock was held, from acquisition to release. Label: `backend`.
+pub const HOLD_SECONDS: &str = "lock_hold_seconds";
+/// Counter: acquisitions that gave up at the wait timeout. Label: `backend`.
+pub const TIMEOUTS: &str = "lock_timeouts_total";
+/// Counter: attempts that found the lock held by someone else. Label: `backend`.
+pub const CONTENDED: &str = "lock_contended_attempts_total";
+/// Counter: lease renewals. Labels: `backend`, `result` (`ok`, `lost`, `error`).
+pub const RENEWALS: &str = "lock_renewals_total";
+/// Counter: leases that were lost while held. Label: `backend`.
+pub const LEASES_LOST: &str = "lock_leases_lost_total";
+/// Counter: releases. Labels: `backend`, `result` (`released`, `not_owner`, `error`).
+pub const RELEASES: &str = "lock_releases_total";
+
+pub(crate) fn wait(backend: &'static str, outcome: &'static str, waited: Duration) {
+    metrics::histogram!(WAIT_SECONDS, "backend" => backend, "outcome" => outcome)
+        .record(waited.as_secs_f64());
+    if outcome == "timeout" {
+        metrics::counter!(TIMEOUTS, "backend" => backend).increment(1);
+    }
+}
+
+pub(crate) fn contended(backend: &'static str) {
+    metrics::counter!(CONTENDED, "backend" => backend).increment(1);
+}
+
+pub(crate) fn hold(backend: &'static str, held: Duration) {
+    metrics::histogram!(HOLD_SECONDS, "backend" => backend).record(held.as_secs_f64());
+}
+
+pub(crate) fn renewal(backend: &'static str, result: &'static str) {
+    metrics::counter!(RENEWALS, "backend" => backend, "result" => result).increment(1);
+}
+
+pub(crate) fn lease_lost(backend: &'static str) {
+    metrics::counter!(LEASES_LOST, "backend" => backend).increment(1);
+}
+
+pub(crate) fn release(backend: &'static str, result: &'static str) {
+    metrics::counter!(RELEASES, "backend" => backend, "result" => result).increment(1);
+}

@@ -1,0 +1,286 @@
+//! `RedisLock`: the pessimistic lock on one Redis node.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::acquire;
+use crate::backend::{Attempt, Backend, ReleaseWatch};
+use crate::backoff;
+use crate::error::LockError;
+use crate::guard::LockGuard;
+use crate::key::LockKey;
+use crate::lock::DistributedLock;
+use crate::options::AcquireOptions;
+use crate::queue::KeyedQueue;
+use crate::scripts;
+use crate::token::{FencingToken, LockToken};
+use crate::wakeups::Wakeups;
+
+/// Connection settings of a [`RedisLock`].
+#[derive(Clone, Debug)]
+pub struct RedisLockConfig {
+    /// Longest wait for any reply. A reply that does not come in time makes the
+    /// operation fail with an unknown outcome (see [`LockError::is_unknown_outcome`]).
+    pub response_timeout: Duration,
+    /// Longest wait to (re)connect.
+    pub connection_timeout: Duration,
+    /// Subscribe to release notifications (recommended). Without them waiters
+    /// poll with the jittered backoff of [`AcquireOptions::with_backoff`].
+    pub notifications: bool,
+}
+
+impl Default for RedisLockConfig {
+    fn default() -> Self {
+        Self {
+            response_timeout: Duration::from_millis(1_000),
+            connection_timeout: Duration::from_millis(2_000),
+            notifications: true,
+        }
+    }
+}
+
+/// A lock on a single Redis node.
+///
+/// Cheap to clone (clones share connections and the same-process FIFO queues).
+/// Two `RedisLock`s built separately behave as two independent processes would:
+/// they exclude each other through Redis alone.
+#[derive(Clone)]
+pub struct RedisLock {
+    backend: Arc<RedisBackend>,
+    queue: Arc<KeyedQueue>,
+}
+
+struct RedisBackend {
+    connection: ConnectionManager,
+    wakeups: Option<Arc<Wakeups>>,
+    detached: mpsc::UnboundedSender<DetachedRelease>,
+}
+
+struct DetachedRelease {
+    key: LockKey,
+    token: LockToken,
+    horizon: Instant,
+}
+
+impl RedisLock {
+    /// Connects (failing fast if Redis cannot be reached) and starts the
+    /// background releaser. Must be called within a tokio runtime.
+    pub async fn connect(
+        client: redis::Client,
+        config: RedisLockConfig,
+    ) -> Result<Self, LockError> {
+        let manager_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.response_timeout))
+            .set_connection_timeout(Some(config.connection_timeout))
+            .set_number_of_retries(1);
+        let connection = client
+            .get_connection_manager_with_config(manager_config)
+            .await
+            .map_err(LockError::Connect)?;
+        let wakeups = if config.notifications {
+            Some(Wakeups::connect(&client, config.response_timeout).await)
+        } else {
+            None
+        };
+        let (detached, queue) = mpsc::unbounded_channel();
+        let backend = Arc::new(RedisBackend {
+            connection,
+            wakeups,
+            detached,
+        });
+        tokio::spawn(run_releaser(
+            backend.connection.clone(),
+            config.response_timeout,
+            queue,
+        ));
+        Ok(Self {
+            backend,
+            queue: Arc::default(),
+        })
+    }
+
+    /// Opens a client for `url` and connects with the default configuration.
+    pub async fn from_url(url: &str) -> Result<Self, LockError> {
+        let client = redis::Client::open(url).map_err(LockError::Connect)?;
+        Self::connect(client, RedisLockConfig::default()).await
+    }
+
+    /// The command connection (multiplexed, reconnecting), e.g. for guarded writes
+    /// when the protected data lives on the lock's node.
+    pub fn connection(&self) -> ConnectionManager {
+        self.backend.connection.clone()
+    }
+
+    fn backend(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+}
+
+#[async_trait]
+impl DistributedLock for RedisLock {
+    async fn acquire(
+        &self,
+        key: &LockKey,
+        options: &AcquireOptions,
+    ) -> Result<LockGuard, LockError> {
+        acquire::acquire(self.backend(), &self.queue, key, options).await
+    }
+
+    async fn try_acquire(
+        &self,
+        key: &LockKey,
+        options: &AcquireOptions,
+    ) -> Result<Option<LockGuard>, LockError> {
+        acquire::try_acquire(self.backend(), &self.queue, key, options).await
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "redis"
+    }
+}
+
+#[async_trait]
+impl Backend for RedisBackend {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn attempt(
+        &self,
+        key: &LockKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<Attempt, LockError> {
+        let (granted, value): (i64, i64) = scripts::ACQUIRE
+            .key(key.as_str())
+            .key(key.fence_key())
+            .arg(token.as_str())
+            .arg(millis(ttl))
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(|error| LockError::backend("acquire", key, error))?;
+        Ok(match granted {
+            1 => Attempt::Acquired(FencingToken::new(value.unsigned_abs())),
+            // PTTL is -2 if the key vanished in between, -1 if it has no TTL
+            // (someone else's key without expiry): no usable bound then.
+            _ => Attempt::Held {
+                pttl: u64::try_from(value)
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .map(Duration::from_millis),
+            },
+        })
+    }
+
+    async fn release(&self, key: &LockKey, token: &LockToken) -> Result<bool, LockError> {
+        release(&self.connection, key, token).await
+    }
+
+    async fn extend(
+        &self,
+        key: &LockKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<bool, LockError> {
+        let extended: i64 = scripts::EXTEND
+            .key(key.as_str())
+            .arg(token.as_str())
+            .arg(millis(ttl))
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(|error| LockError::backend("extend", key, error))?;
+        Ok(extended == 1)
+    }
+
+    fn release_detached(&self, key: LockKey, token: LockToken, horizon: Instant) {
+        // Sending on an unbounded channel never blocks and needs no runtime, so
+        // this is safe from `Drop`. If the releaser is gone, the TTL frees the key.
+        let _ = self.detached.send(DetachedRelease {
+            key,
+            token,
+            horizon,
+        });
+    }
+
+    async fn watch_releases(&self, key: &LockKey) -> ReleaseWatch {
+        match &self.wakeups {
+            Some(wakeups) => wakeups.watch(&key.release_channel()).await,
+            None => ReleaseWatch::none(),
+        }
+    }
+}
+
+/// Owner-checked release (see [`scripts::RELEASE`]).
+async fn release(
+    connection: &ConnectionManager,
+    key: &LockKey,
+    token: &LockToken,
+) -> Result<bool, LockError> {
+    let released: i64 = scripts::RELEASE
+        .key(key.as_str())
+        .arg(token.as_str())
+        .arg(key.release_channel())
+        .invoke_async(&mut connection.clone())
+        .await
+        .map_err(|error| LockError::backend("release", key, error))?;
+    Ok(released == 1)
+}
+
+/// Runs detached releases, each in its own task so one unreachable key does
+/// not delay the others. It owns its connection handle, so releases queued by
+/// guards that outlive their `RedisLock` still run; it ends once every sender
+/// (the lock and all its guards) is gone and the queue is drained.
+async fn run_releaser(
+    connection: ConnectionManager,
+    response_timeout: Duration,
+    mut queue: mpsc::UnboundedReceiver<DetachedRelease>,
+) {
+    while let Some(release) = queue.recv().await {
+        tokio::spawn(release_until_horizon(
+            connection.clone(),
+            response_timeout,
+            release,
+        ));
+    }
+}
+
+/// Retries an owner-checked release until it gets an answer or the lease has
+/// surely expired (after which there is nothing left to release).
+async fn release_until_horizon(
+    connection: ConnectionManager,
+    response_timeout: Duration,
+    release_request: DetachedRelease,
+) {
+    let DetachedRelease {
+        key,
+        token,
+        horizon,
+    } = release_request;
+    loop {
+        match release(&connection, &key, &token).await {
+            Ok(true) => {
+                crate::metrics::release("redis", "released");
+                return;
+            }
+            Ok(false) => return,
+            Err(error) => {
+                let pause = backoff::jittered(Duration::from_millis(10), response_timeout, None);
+                if Instant::now() + pause >= horizon {
+                    tracing::warn!(lock.key = %key, %error, "background release gave up; the lock expires at its TTL");
+                    crate::metrics::release("redis", "error");
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,222 @@
+//! Release notifications over Redis pub/sub: one subscription per key per
+//! process, shared by whoever in the process is waiting for that key.
+//!
+//! The release script PUBLISHes on the key's channel. A dedicated RESP3
+//! connection receives the messages as push frames and bumps a per-channel
+//! counter ([`tokio::sync::watch`]); a waiter notes the counter before each
+//! attempt and sleeps until it moves. A message can be lost (reconnect, a
+//! publisher on another node): waiters then fall back to a bounded backoff, and
+//! on a disconnect every channel is bumped so that nobody sleeps on a signal
+//! that may never come.
+//!
+//! Subscriptions linger after their last waiter leaves (a hot key is waited on
+//! again and again) and are swept when idle for a whole sweep interval.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{PushInfo, PushKind, Value};
+use tokio::sync::watch;
+
+use crate::backend::ReleaseWatch;
+
+/// How often idle subscriptions are dropped.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+type Channels = Arc<Mutex<HashMap<String, Channel>>>;
+
+struct Channel {
+    releases: watch::Sender<u64>,
+    waiters: usize,
+    subscribed: bool,
+    idle_sweeps: u32,
+}
+
+pub(crate) struct Wakeups {
+    channels: Channels,
+    connection: Option<ConnectionManager>,
+    /// Serialises SUBSCRIBE/UNSUBSCRIBE so a sweep cannot undo a fresh subscription.
+    subscribing: tokio::sync::Mutex<()>,
+}
+
+/// Decrements the channel's waiter count when the waiter stops listening.
+struct WaiterSlot {
+    channels: Channels,
+    channel: String,
+}
+
+impl Wakeups {
+    /// Opens the RESP3 notification connection. Failing to open it is not fatal:
+    /// locking still works, waiters just rely on backoff.
+    pub(crate) async fn connect(client: &redis::Client, response_timeout: Duration) -> Arc<Self> {
+        let channels: Channels = Arc::default();
+        let connection = match resp3_client(client) {
+            Ok(client) => {
+                let sink = Arc::clone(&channels);
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(response_timeout))
+                    .set_connection_timeout(Some(response_timeout))
+                    .set_number_of_retries(2)
+                    .set_automatic_resubscription()
+                    .set_push_sender(move |push: PushInfo| {
+                        on_push(&sink, push);
+                        Ok::<(), redis::aio::SendError>(())
+                    });
+                match client.get_connection_manager_with_config(config).await {
+                    Ok(connection) => Some(connection),
+                    Err(error) => {
+                        tracing::warn!(%error, "lock release notifications unavailable; waiters will poll with backoff");
+                        None
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "lock release notifications unavailable; waiters will poll with backoff");
+                None
+            }
+        };
+        let wakeups = Arc::new(Self {
+            channels,
+            connection,
+            subscribing: tokio::sync::Mutex::new(()),
+        });
+        if wakeups.connection.is_some() {
+            tokio::spawn(sweep_idle(Arc::downgrade(&wakeups)));
+        }
+        wakeups
+    }
+
+    /// Listens on `channel`; subscribed (when notifications work) before it returns.
+    pub(crate) async fn watch(&self, channel: &str) -> ReleaseWatch {
+        let Some(connection) = &self.connection else {
+            return ReleaseWatch::none();
+        };
+        let (receiver, needs_subscribe) = {
+            let mut channels = lock(&self.channels);
+            let entry = channels
+                .entry(channel.to_owned())
+                .or_insert_with(|| Channel {
+                    releases: watch::channel(0).0,
+                    waiters: 0,
+                    subscribed: false,
+                    idle_sweeps: 0,
+                });
+            entry.waiters += 1;
+            (entry.releases.subscribe(), !entry.subscribed)
+        };
+        let slot = WaiterSlot {
+            channels: Arc::clone(&self.channels),
+            channel: channel.to_owned(),
+        };
+        if needs_subscribe {
+            let _serial = self.subscribing.lock().await;
+            let mut connection = connection.clone();
+            match connection.subscribe(channel).await {
+                Ok(()) => {
+                    if let Some(entry) = lock(&self.channels).get_mut(channel) {
+                        entry.subscribed = true;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, channel, "subscribe failed; falling back to backoff");
+                }
+            }
+        }
+        ReleaseWatch::new(receiver, Some(Box::new(slot)))
+    }
+
+    /// Unsubscribes channels that had no waiter for a whole sweep interval.
+    async fn sweep(&self) {
+        let Some(connection) = &self.connection else {
+            return;
+        };
+        let _serial = self.subscribing.lock().await;
+        let idle: Vec<String> = {
+            let mut channels = lock(&self.channels);
+            let mut idle = Vec::new();
+            channels.retain(|name, channel| {
+                if channel.waiters > 0 {
+                    channel.idle_sweeps = 0;
+                    return true;
+                }
+                channel.idle_sweeps += 1;
+                if channel.idle_sweeps < 2 {
+                    return true;
+                }
+                if channel.subscribed {
+                    idle.push(name.clone());
+                }
+                false
+            });
+            idle
+        };
+        if !idle.is_empty() {
+            let mut connection = connection.clone();
+            if let Err(error) = connection.unsubscribe(&idle).await {
+                tracing::debug!(%error, "unsubscribe of idle lock channels failed");
+            }
+        }
+    }
+}
+
+impl Drop for WaiterSlot {
+    fn drop(&mut self) {
+        if let Some(entry) = lock(&self.channels).get_mut(&self.channel) {
+            entry.waiters = entry.waiters.saturating_sub(1);
+        }
+    }
+}
+
+async fn sweep_idle(wakeups: Weak<Wakeups>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let Some(wakeups) = wakeups.upgrade() else {
+            return;
+        };
+        wakeups.sweep().await;
+    }
+}
+
+/// Called on the connection's task for every push frame: must not block.
+fn on_push(channels: &Channels, push: PushInfo) {
+    let channels = lock(channels);
+    match push.kind {
+        PushKind::Message => {
+            let Some(Value::BulkString(name)) = push.data.first() else {
+                return;
+            };
+            let Ok(name) = std::str::from_utf8(name) else {
+                return;
+            };
+            if let Some(channel) = channels.get(name) {
+                channel.releases.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+        // Messages published while we were disconnected are gone: wake everyone
+        // to look again rather than sleep on a signal that may never come.
+        PushKind::Disconnection => {
+            for channel in channels.values() {
+                channel.releases.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn resp3_client(client: &redis::Client) -> redis::RedisResult<redis::Client> {
+    let info = client.get_connection_info().clone();
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    redis::Client::open(info.set_redis_settings(settings))
+}
+
+fn lock(channels: &Channels) -> MutexGuard<'_, HashMap<String, Channel>> {
+    // No invariant spans a panic here: counters and flags only.
+    channels.lock().unwrap_or_else(PoisonError::into_inner)
+}
