@@ -138,6 +138,10 @@ impl DistributedLock for LocalLock {
         acquire::try_acquire(self.backend(), &self.queue, key, options).await
     }
 
+    fn local_waiters(&self, key: &LockKey) -> usize {
+        self.queue.waiting(key)
+    }
+
     fn backend_name(&self) -> &'static str {
         "local"
     }

@@ -45,6 +45,10 @@ pub trait DistributedLock: Send + Sync {
         multi::acquire_all(self, keys, options).await
     }
 
+    /// How many callers in this process are waiting for `key` (including the one
+    /// currently contending for it). Useful as a queue-depth gauge.
+    fn local_waiters(&self, key: &LockKey) -> usize;
+
     /// Short name of the implementation (`redis`, `local`, …), for logs and metrics.
     fn backend_name(&self) -> &'static str;
 }

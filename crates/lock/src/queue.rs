@@ -20,13 +20,25 @@ use crate::key::LockKey;
 /// One FIFO line per key, created on first use and removed when empty.
 #[derive(Default)]
 pub(crate) struct KeyedQueue {
-    lines: Mutex<HashMap<LockKey, Arc<Semaphore>>>,
+    lines: Mutex<HashMap<LockKey, Line>>,
+}
+
+struct Line {
+    /// One permit: being the head. tokio's semaphore queues waiters FIFO.
+    head: Arc<Semaphore>,
+    /// Callers in line, the head included. Only changed under the map mutex.
+    callers: usize,
 }
 
 /// Being at the head of a key's line. Dropping it lets the next caller in.
 pub(crate) struct Head {
-    permit: Option<OwnedSemaphorePermit>,
-    line: Arc<Semaphore>,
+    _permit: OwnedSemaphorePermit,
+    _place: Place,
+}
+
+/// A place in a key's line, from arrival until the caller leaves (as head, or
+/// by giving up). Dropping it updates the count and removes an empty line.
+struct Place {
     key: LockKey,
     queue: Arc<KeyedQueue>,
 }
@@ -35,33 +47,30 @@ impl KeyedQueue {
     /// Waits, in arrival order, to become the head of `key`'s line; `None` if
     /// `deadline` passes first (the caller is then removed from the line).
     pub(crate) async fn enter(self: &Arc<Self>, key: &LockKey, deadline: Instant) -> Option<Head> {
-        let line = self.line(key);
-        let acquired = tokio::time::timeout_at(deadline, line.clone().acquire_owned()).await;
-        let permit = match acquired {
-            Ok(Ok(permit)) => Some(permit),
-            // The semaphore is never closed; a timeout leaves the line.
+        let (place, head) = self.join(key);
+        match tokio::time::timeout_at(deadline, head.acquire_owned()).await {
+            Ok(Ok(permit)) => Some(Head {
+                _permit: permit,
+                _place: place,
+            }),
+            // Timed out (the semaphore is never closed): `place` leaves the line.
             _ => None,
-        };
-        let head = Head {
-            permit,
-            line,
-            key: key.clone(),
-            queue: Arc::clone(self),
-        };
-        head.permit.is_some().then_some(head)
+        }
     }
 
     /// Becomes head only if nobody in this process is already waiting or contending.
     pub(crate) fn try_enter(self: &Arc<Self>, key: &LockKey) -> Option<Head> {
-        let line = self.line(key);
-        let permit = line.clone().try_acquire_owned().ok();
-        let head = Head {
-            permit,
-            line,
-            key: key.clone(),
-            queue: Arc::clone(self),
-        };
-        head.permit.is_some().then_some(head)
+        let (place, head) = self.join(key);
+        let permit = head.try_acquire_owned().ok()?;
+        Some(Head {
+            _permit: permit,
+            _place: place,
+        })
+    }
+
+    /// Callers in `key`'s line: the head (contending with the backend) and those behind it.
+    pub(crate) fn waiting(&self, key: &LockKey) -> usize {
+        self.lock().get(key).map_or(0, |line| line.callers)
     }
 
     /// Number of keys with a live line.
@@ -70,28 +79,34 @@ impl KeyedQueue {
         self.lock().len()
     }
 
-    fn line(&self, key: &LockKey) -> Arc<Semaphore> {
-        Arc::clone(
-            self.lock()
-                .entry(key.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(1))),
-        )
+    fn join(self: &Arc<Self>, key: &LockKey) -> (Place, Arc<Semaphore>) {
+        let mut lines = self.lock();
+        let line = lines.entry(key.clone()).or_insert_with(|| Line {
+            head: Arc::new(Semaphore::new(1)),
+            callers: 0,
+        });
+        line.callers += 1;
+        let place = Place {
+            key: key.clone(),
+            queue: Arc::clone(self),
+        };
+        (place, Arc::clone(&line.head))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LockKey, Arc<Semaphore>>> {
-        // The map holds no invariant a panic could break half-way.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LockKey, Line>> {
+        // Counters only: a panic cannot leave them half-updated.
         self.lines.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl Drop for Head {
+impl Drop for Place {
     fn drop(&mut self) {
-        drop(self.permit.take());
         let mut lines = self.queue.lock();
-        // Clones of a line's Arc are only made under this mutex, so the count is
-        // exact here: 2 = the map's and ours, i.e. nobody else is in line.
-        if Arc::strong_count(&self.line) == 2 {
-            lines.remove(&self.key);
+        if let Some(line) = lines.get_mut(&self.key) {
+            line.callers -= 1;
+            if line.callers == 0 {
+                lines.remove(&self.key);
+            }
         }
     }
 }
@@ -122,9 +137,8 @@ mod tests {
                 drop(head);
             }));
             // Each task must be parked in the line before the next one arrives.
-            // Parked = holding a clone of the line (map + first head + i + 1
-            // waiters + the temporary clone made by this check).
-            while Arc::strong_count(&queue.line(&key())) < i + 4 {
+            // First head + waiters 0..=i.
+            while queue.waiting(&key()) < i + 2 {
                 tokio::task::yield_now().await;
             }
         }

@@ -1,0 +1,208 @@
+//! `RedisLock` against real redis-server processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use inventory_lock::{
+    DistributedLock, GuardedScript, LockError, LockGuard, RedisLock, RedisLockConfig,
+};
+use lockstock_test_support::RedisServer;
+use redis::AsyncCommands;
+
+use crate::suite::{self, Fixture, key, options};
+
+const REGISTER: &str = "{test:register}:value";
+
+struct RedisFixture {
+    server: RedisServer,
+    config: RedisLockConfig,
+}
+
+impl RedisFixture {
+    fn start() -> Self {
+        Self {
+            server: RedisServer::start(),
+            config: RedisLockConfig::default(),
+        }
+    }
+
+    async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(self.server.url()).unwrap();
+        client.get_multiplexed_async_connection().await.unwrap()
+    }
+
+    async fn lock(&self) -> RedisLock {
+        let client = redis::Client::open(self.server.url()).unwrap();
+        RedisLock::connect(client, self.config.clone())
+            .await
+            .unwrap()
+    }
+}
+
+/// `SET register value`, only while `guard` holds the lock.
+static SET_REGISTER: std::sync::LazyLock<GuardedScript> =
+    std::sync::LazyLock::new(|| GuardedScript::new("redis.call('SET', KEYS[1], ARGV[1]) return 1"));
+
+#[async_trait]
+impl Fixture for RedisFixture {
+    async fn process(&self) -> Arc<dyn DistributedLock> {
+        Arc::new(self.lock().await)
+    }
+
+    async fn guarded_set(&self, guard: &LockGuard, value: u64) -> Result<(), LockError> {
+        let mut connection = self.connection().await;
+        let _: i64 = SET_REGISTER
+            .prepare(guard)
+            .key(REGISTER)
+            .arg(value)
+            .invoke(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn register(&self) -> u64 {
+        let value: Option<u64> = self.connection().await.get(REGISTER).await.unwrap();
+        value.unwrap_or(0)
+    }
+}
+
+macro_rules! shared_behaviour {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            suite::$name(&RedisFixture::start()).await;
+        }
+    )*};
+}
+
+shared_behaviour!(
+    mutual_exclusion,
+    fencing_tokens_increase,
+    expired_holder_is_powerless,
+    release_wakes_the_waiter,
+    cancellation_leaves_nothing_held,
+    late_drop_does_not_release_the_next_holder,
+    try_acquire_does_not_wait,
+    wait_timeout_is_reported,
+    multi_key_no_deadlock,
+    watchdog_renews_long_bodies,
+);
+
+// FIFO is checked on a single-threaded runtime, where "waiter i is in line
+// before waiter i + 1 starts" is exact.
+#[tokio::test]
+async fn same_process_waiters_are_fifo() {
+    suite::same_process_waiters_are_fifo(&RedisFixture::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchdog_aborts_when_lease_is_lost() {
+    let fixture = RedisFixture::start();
+    let mut raw = fixture.connection().await;
+    suite::watchdog_aborts_when_lease_is_lost(&fixture, async move || {
+        let _: i64 = raw.del(key("stolen").as_str()).await.unwrap();
+    })
+    .await;
+}
+
+/// The server-side check: a holder that still believes it holds the lock (its
+/// local deadline has not passed) cannot write once the key belongs to another
+/// token, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarded_write_is_refused_by_redis_once_the_lock_changed_hands() {
+    let fixture = RedisFixture::start();
+    let lock = fixture.lock().await;
+    let guard = lock.acquire(&key("guarded"), &options()).await.unwrap();
+    fixture.guarded_set(&guard, 7).await.unwrap();
+
+    let mut raw = fixture.connection().await;
+    let _: () = raw
+        .set(key("guarded").as_str(), "someone-else")
+        .await
+        .unwrap();
+    assert!(guard.is_held(), "locally the lease still looks valid");
+    let error = fixture.guarded_set(&guard, 8).await.unwrap_err();
+    assert!(error.is_lease_lost(), "{error}");
+    assert!(!guard.is_held(), "a refused write marks the lease lost");
+    assert_eq!(fixture.register().await, 7);
+}
+
+/// An extension never re-creates a lock whose key is gone (expired or deleted),
+/// even when the holder's local deadline has not passed yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extend_never_resurrects_an_expired_lock() {
+    let fixture = RedisFixture::start();
+    let lock = fixture.lock().await;
+    let guard = lock.acquire(&key("resurrect"), &options()).await.unwrap();
+    let mut raw = fixture.connection().await;
+    // What Redis does when the TTL runs out, done early so the local deadline
+    // cannot short-circuit the check: the script itself must refuse.
+    let _: i64 = raw.del(key("resurrect").as_str()).await.unwrap();
+    let error = guard.extend(Duration::from_secs(10)).await.unwrap_err();
+    assert!(error.is_lease_lost(), "{error}");
+    let exists: bool = raw.exists(key("resurrect").as_str()).await.unwrap();
+    assert!(!exists, "the extension re-created the key");
+}
+
+/// Redis frozen with SIGSTOP while a lock is held: every party gets a clear
+/// error within its timeouts, nobody is granted the lock twice, and once Redis
+/// runs again the lock machinery recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_redis_gives_clear_errors_and_no_double_grant() {
+    let mut fixture = RedisFixture::start();
+    fixture.config.response_timeout = Duration::from_millis(300);
+    let holder_process = fixture.lock().await;
+    let waiter_process = fixture.lock().await;
+    let holder = holder_process
+        .acquire(&key("paused"), &options())
+        .await
+        .unwrap();
+    let fence = holder.fencing_token().get();
+
+    fixture.server.pause();
+    let waiting = waiter_process
+        .acquire(
+            &key("paused"),
+            &options().with_wait_timeout(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        waiting.is_backend() && waiting.is_unknown_outcome(),
+        "{waiting}"
+    );
+    let extending = holder.extend(Duration::from_secs(10)).await.unwrap_err();
+    assert!(extending.is_backend(), "{extending}");
+    assert!(
+        holder.is_held(),
+        "a failed renewal alone does not end a valid lease"
+    );
+    fixture.server.resume();
+
+    // The waiter's SET NX that timed out ran once Redis woke up, and was refused
+    // (the holder still held the key): no second grant was minted.
+    let mut raw = fixture.connection().await;
+    let minted: u64 = raw.get(key("paused").fence_key()).await.unwrap();
+    assert_eq!(minted, fence, "a second fencing token was minted");
+    holder.release().await.unwrap();
+    let next = waiter_process
+        .acquire(&key("paused"), &options())
+        .await
+        .unwrap();
+    assert_eq!(next.fencing_token().get(), fence + 1);
+    next.release().await.unwrap();
+}
+
+/// A lock taken while Redis is unreachable fails fast with a backend error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_a_dead_redis_fails_fast() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    server.kill();
+    let error = match RedisLock::from_url(&url).await {
+        Ok(_) => panic!("connected to a dead server"),
+        Err(error) => error,
+    };
+    assert!(error.is_backend(), "{error}");
+}
