@@ -42,7 +42,7 @@ fn draw(path: &Path, title: &str, purchases: &[Sample], first_k: u64) -> Result<
     let root = root.titled(title, ("sans-serif", 22))?;
     let panels = root.split_evenly((3, 1));
     let span = purchases.iter().map(|s| s.done_us).max().unwrap_or(0);
-    let series = buckets(purchases, bucket_width_us(span));
+    let series = buckets(purchases, bucket_width_us(span, purchases.len()));
     latency_panel(&panels[0], &series)?;
     throughput_panel(&panels[1], &series)?;
     outcome_panel(&panels[2], purchases, first_k)?;
@@ -70,6 +70,7 @@ fn latency_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, series: &[Bucket]) -
         .configure_mesh()
         .x_desc("time since start (ms)")
         .y_desc("latency (ms)")
+        .x_label_formatter(&whole)
         .draw()?;
     let lines: [Line; 3] = [
         ("p50", ACCEPTED, |b| b.p50_ms),
@@ -105,6 +106,8 @@ fn throughput_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, series: &[Bucket]
         .configure_mesh()
         .x_desc("time since start (ms)")
         .y_desc("per second")
+        .x_label_formatter(&whole)
+        .y_label_formatter(&whole)
         .draw()?;
     let lines: [Line; 2] = [
         ("answers/s", OTHER, |b| b.responses_per_sec),
@@ -140,6 +143,8 @@ fn outcome_panel(
         .configure_mesh()
         .x_desc("send order")
         .y_desc("accepted so far")
+        .x_label_formatter(&whole)
+        .y_label_formatter(&whole)
         .draw()?;
     let line = cumulative
         .iter()
@@ -199,6 +204,11 @@ fn legend<'b>(chart: &mut Chart<'b, 'b>) -> Result<()> {
         .background_style(WHITE.mix(0.85))
         .draw()?;
     Ok(())
+}
+
+/// Axis labels without decimals.
+fn whole(value: &f64) -> String {
+    format!("{value:.0}")
 }
 
 fn x_extent(series: &[Bucket]) -> f64 {

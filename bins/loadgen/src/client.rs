@@ -276,9 +276,10 @@ impl Api {
 
     /// Every purchase of the token's owner (GET /api/purchases/me, all pages).
     pub(crate) async fn my_purchases(&self, token: &str) -> Result<Vec<PurchaseRecord>, ApiError> {
+        // The offset advances by what came back: a server may cap `limit` below ours.
         let mut all = Vec::new();
-        for page in 0..MAX_PAGES {
-            let records = self.purchases_page(token, page * PAGE_SIZE).await?;
+        for _ in 0..MAX_PAGES {
+            let records = self.purchases_page(token, all.len()).await?;
             if records.is_empty() {
                 break;
             }

@@ -54,7 +54,7 @@ pub(crate) struct Report {
     pub(crate) wall_ms: f64,
     /// First to last purchase sent.
     pub(crate) send_spread_ms: f64,
-    /// Burst scenarios: whether every purchase was sent within the window.
+    /// Burst scenarios with a window: whether every purchase was sent within it.
     pub(crate) fired_within_window: Option<bool>,
     /// First purchase sent to the last accepted one answered, when the stock ran out.
     pub(crate) sold_out_ms: Option<f64>,
@@ -299,10 +299,11 @@ pub(crate) fn render(report: &Report) -> String {
             .map(|d| format!(", duration {d} s"))
             .unwrap_or_default(),
     );
-    let window = match report.fired_within_window {
-        Some(true) => " (within the window)",
-        Some(false) => " (NOT within the window)",
-        None => "",
+    let window = match (report.fired_within_window, c.window_ms) {
+        (Some(true), _) => " (within the window)",
+        (Some(false), _) => " (NOT within the window)",
+        (None, Some(0)) => " (all released at once)",
+        (None, _) => "",
     };
     let _ = writeln!(
         out,

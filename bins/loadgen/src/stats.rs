@@ -71,9 +71,12 @@ pub(crate) struct Bucket {
     pub(crate) max_ms: f64,
 }
 
-/// Slice width for a run lasting `span_us`: about 60 slices, at least 10 ms.
-pub(crate) fn bucket_width_us(span_us: u64) -> u64 {
-    (span_us / 60).max(10_000)
+/// Slice width for `count` answers over `span_us`: about 40 slices, but wide enough to
+/// hold some 20 answers on average (narrow slices of few answers only show quantisation
+/// noise), and at least 10 ms.
+pub(crate) fn bucket_width_us(span_us: u64, count: usize) -> u64 {
+    let for_counts = span_us.saturating_mul(20) / (count.max(1) as u64);
+    (span_us / 40).max(for_counts).max(10_000)
 }
 
 /// Splits `samples` by completion time into slices of `width_us` (empty slices included,
@@ -185,7 +188,8 @@ mod tests {
         assert_eq!(nearest_rank(&[1, 2, 3, 4], 0.5), 2);
         assert_eq!(nearest_rank(&[1, 2, 3, 4], 0.99), 4);
         assert_eq!(nearest_rank(&[7], 0.0), 7);
-        assert_eq!(bucket_width_us(1_000_000), 16_666);
-        assert_eq!(bucket_width_us(1_000), 10_000);
+        assert_eq!(bucket_width_us(1_000_000, 100_000), 25_000);
+        assert_eq!(bucket_width_us(1_000_000, 200), 100_000);
+        assert_eq!(bucket_width_us(1_000, 5), 10_000);
     }
 }

@@ -1,0 +1,271 @@
+//! End to end: the loadgen binary runs black-friday at a small size (stock 20, 200 buyers)
+//! against the real server binary (in-memory mode) on loopback, and the JSON report's
+//! counts are asserted. The server is built if needed, started on a free port, awaited
+//! through GET /health with a deadline, and killed on drop.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test harness: a failed step aborts the test with its message"
+)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const ADMIN_USERNAME: &str = "admin";
+const ADMIN_PASSWORD: &str = "loadgen-e2e-admin-password";
+const SERVER_START_DEADLINE: Duration = Duration::from_secs(60);
+const LOADGEN_DEADLINE: Duration = Duration::from_secs(180);
+
+/// The workspace's server binary, next to this package's binary; built when missing.
+fn server_binary() -> PathBuf {
+    let loadgen = Path::new(env!("CARGO_BIN_EXE_inventory-loadgen"));
+    let server = loadgen.with_file_name(format!("inventory-api{}", std::env::consts::EXE_SUFFIX));
+    if !server.exists() {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "inventory-api", "--manifest-path"])
+            .arg(workspace.join("Cargo.toml"))
+            .status()
+            .expect("running cargo build -p inventory-api");
+        assert!(status.success(), "cargo build -p inventory-api failed");
+    }
+    assert!(server.exists(), "no server binary at {}", server.display());
+    server
+}
+
+/// A running server process; killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let log = dir.path().join("server.log");
+        let output = File::create(&log).expect("server log");
+        let child = Command::new(server_binary())
+            .current_dir(dir.path())
+            .env_remove("REDIS_URL")
+            .env_remove("REDIS_CLUSTER_NODES")
+            .env_remove("REDLOCK_NODES")
+            .env_remove("LOCK_MODE")
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("ADMIN_USERNAME", ADMIN_USERNAME)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("BCRYPT_COST", "4")
+            .env(
+                "JWT_SECRET",
+                "loadgen-e2e-secret-that-is-long-enough-0123456789",
+            )
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("log handle"))
+            .stderr(output)
+            .spawn()
+            .expect("starting inventory-api");
+        let mut server = Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        server.wait_until_healthy();
+        server
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn wait_until_healthy(&mut self) {
+        let deadline = Instant::now() + SERVER_START_DEADLINE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("polling the server") {
+                panic!("the server exited with {status}\n{}", self.log_text());
+            }
+            if health_is_ok(self.port) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "GET /health did not answer 200 within {SERVER_START_DEADLINE:?}\n{}",
+            self.log_text()
+        );
+    }
+
+    fn log_text(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        format!(
+            "--- server log (last lines) ---\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One GET /health over a fresh connection; true on a 200.
+fn health_is_ok(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0_u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+/// Runs the loadgen binary to its end (killed past the deadline); returns its exit
+/// status, stdout and stderr.
+fn loadgen(args: &[&str], dir: &Path) -> (ExitStatus, String, String) {
+    let (stdout, stderr) = (dir.join("loadgen.out"), dir.join("loadgen.err"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inventory-loadgen"))
+        .args(args)
+        .env_remove("ADMIN_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(File::create(&stdout).expect("stdout file"))
+        .stderr(File::create(&stderr).expect("stderr file"))
+        .spawn()
+        .expect("starting inventory-loadgen");
+    let deadline = Instant::now() + LOADGEN_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("polling loadgen") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("inventory-loadgen ran past {LOADGEN_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    (status, read(&stdout), read(&stderr))
+}
+
+fn read_report(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("the JSON report"))
+        .expect("valid JSON")
+}
+
+#[test]
+fn black_friday_at_small_size_sells_exactly_the_stock() {
+    let server = Server::start();
+    let work = tempfile::tempdir().expect("temp dir");
+    let json = work.path().join("report.json");
+    let chart = work.path().join("chart.svg");
+    let cache = work.path().join("tokens.json");
+    let base_url = server.base_url();
+    let paths = [&json, &chart, &cache].map(|p| p.to_str().expect("utf-8 path").to_owned());
+    let args = [
+        "black-friday",
+        "--base-url",
+        &base_url,
+        "--admin-username",
+        ADMIN_USERNAME,
+        "--admin-password",
+        ADMIN_PASSWORD,
+        "--stock",
+        "20",
+        "--buyers",
+        "200",
+        "--window-ms",
+        "500",
+        "--setup-concurrency",
+        "8",
+        "--json",
+        &paths[0],
+        "--chart",
+        &paths[1],
+        "--token-cache",
+        &paths[2],
+        "--quiet",
+    ];
+    let (status, stdout, stderr) = loadgen(&args, work.path());
+    assert!(
+        status.success(),
+        "loadgen failed: {status}\n{stdout}\n{stderr}\n{}",
+        server.log_text()
+    );
+
+    let report = read_report(&json);
+    let context = format!("{report:#}\n{}", server.log_text());
+    assert_eq!(report["scenario"], "black-friday", "{context}");
+    assert_eq!(report["requests"], 200, "{context}");
+    assert_eq!(report["accepted"], 20, "{context}");
+    assert_eq!(report["refused_sold_out"], 180, "{context}");
+    assert_eq!(report["other_errors"], 0, "{context}");
+    assert_eq!(report["status_counts"]["201"], 20, "{context}");
+    assert_eq!(report["status_counts"]["409"], 180, "{context}");
+    assert_eq!(report["final_stock"], 0, "{context}");
+    assert_eq!(report["units_accepted"], 20, "{context}");
+    assert_eq!(report["units_removed_from_stock"], 20, "{context}");
+    assert_eq!(report["purchase_records"], 20, "{context}");
+    assert_eq!(report["oversell"], 0, "{context}");
+    assert_eq!(report["lost"], 0, "{context}");
+    assert_eq!(report["ok"], true, "{context}");
+    assert_eq!(report["fairness"]["first_k"], 20, "{context}");
+    let served_first = report["fairness"]["first_k_accepted"]
+        .as_u64()
+        .expect("first_k_accepted");
+    assert!(served_first <= 20, "{context}");
+    assert!(
+        report["fairness"]["inversions"].as_u64().is_some(),
+        "{context}"
+    );
+    assert!(
+        report["latency_ms"]["p99"]
+            .as_f64()
+            .is_some_and(|p99| p99 > 0.0),
+        "{context}"
+    );
+    assert!(stdout.contains("result        OK"), "{stdout}");
+    let svg = std::fs::read_to_string(&chart).expect("the chart");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("send order"),
+        "not the chart: {}",
+        &svg[..200.min(svg.len())]
+    );
+
+    // A second sale reuses the cached tokens (no registration) and sells out as well.
+    let (status, stdout, stderr) = loadgen(&args, work.path());
+    assert!(
+        status.success(),
+        "second run failed: {status}\n{stdout}\n{stderr}"
+    );
+    let again = read_report(&json);
+    assert_eq!(
+        (again["accepted"].as_u64(), again["lost"].as_u64()),
+        (Some(20), Some(0)),
+        "{again:#}"
+    );
+}
