@@ -1,0 +1,280 @@
+//! The composition root: the only place that picks the store, builds the state, binds the
+//! listener and wires the routes.
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use actix_web::{
+    App, HttpResponse, HttpServer,
+    dev::{Server, ServiceResponse},
+    http::{StatusCode, header},
+    middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn},
+    web,
+};
+use anyhow::Context;
+use inventory_domain::{NewUser, Password, Role, UserError};
+use inventory_infra::{
+    Repositories,
+    memory::{MemorySettings, MemoryStore},
+};
+use secrecy::ExposeSecret;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    auth::{JwtKeys, PasswordHasher},
+    config::{AdminSettings, Settings, StorageSettings},
+    error::ApiError,
+    extract,
+    openapi::ApiDoc,
+    routes,
+    state::AppState,
+    telemetry,
+    throttle::{LoginThrottle, ThrottleLimits},
+};
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl Application {
+    /// Builds the stores, keys and state, ensures the admin account, and binds
+    /// `settings.bind_addr` (port 0 picks a free port; see [`Application::port`]).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let metrics = telemetry::metrics_handle()?;
+        let repos = connect(&settings).await?;
+        let passwords = PasswordHasher::new(settings.bcrypt_cost)
+            .await
+            .context("preparing bcrypt")?;
+        ensure_admin(&repos, &passwords, &settings.admin).await?;
+
+        let listener = TcpListener::bind(settings.bind_addr)
+            .with_context(|| format!("binding BIND_ADDR {}", settings.bind_addr))?;
+        let addr = listener.local_addr()?;
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let state = web::Data::new(AppState {
+            repos,
+            jwt: JwtKeys::new(&settings.jwt),
+            passwords,
+            throttle: LoginThrottle::new(ThrottleLimits::default()),
+            max_purchase_quantity: settings.max_purchase_quantity,
+            shutting_down: shutting_down.clone(),
+            metrics: metrics.clone(),
+        });
+        let openapi = ApiDoc::openapi();
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(extract::json_config())
+                .app_data(extract::path_config())
+                .app_data(extract::query_config())
+                .app_data(extract::form_config())
+                .wrap(
+                    ErrorHandlers::new()
+                        .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed),
+                )
+                .wrap(from_fn(telemetry::observe))
+                .configure(api_routes)
+                .service(web::resource("/docs").route(web::get().to(routes::health::docs_redirect)))
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi.clone()),
+                )
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .run();
+
+        // Histograms need periodic upkeep when nothing scrapes /metrics for a while.
+        actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                metrics.run_upkeep();
+            }
+        });
+
+        Ok(Self {
+            addr,
+            server,
+            shutting_down,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until SIGTERM or SIGINT, then turns `/ready` to 503, stops accepting
+    /// connections and lets in-flight requests (purchases included) finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let flag = self.shutting_down;
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            flag.store(true, Ordering::SeqCst);
+            tracing::info!("shutdown signal received; draining in-flight requests");
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+/// Every API route. `web::resource(..).route(..)` so that a wrong method is a 405 with
+/// `Allow`; `/api/purchases/me` before `/api/purchases/{id}`.
+fn api_routes(cfg: &mut web::ServiceConfig) {
+    use routes::{auth, health, products, purchases};
+    cfg.service(web::resource("/api/auth/register").route(web::post().to(auth::register)))
+        .service(web::resource("/api/auth/login").route(web::post().to(auth::login)))
+        .service(web::resource("/api/auth/me").route(web::get().to(auth::me)))
+        .service(
+            web::resource("/api/products")
+                .route(web::get().to(products::list))
+                .route(web::post().to(products::create)),
+        )
+        .service(web::resource("/api/products/{id}").route(web::get().to(products::get)))
+        .service(web::resource("/api/products/{id}/stock").route(web::get().to(products::stock)))
+        .service(
+            web::resource("/api/products/{id}/restock").route(web::post().to(products::restock)),
+        )
+        .service(web::resource("/api/purchases").route(web::post().to(purchases::create)))
+        .service(web::resource("/api/purchases/me").route(web::get().to(purchases::mine)))
+        .service(web::resource("/api/purchases/{id}").route(web::get().to(purchases::get)))
+        .service(web::resource("/health").route(web::get().to(health::health)))
+        .service(web::resource("/ready").route(web::get().to(health::ready)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)));
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Repositories> {
+    match &settings.storage {
+        StorageSettings::Memory => {
+            tracing::warn!(
+                "DEVELOPMENT MODE: REDIS_URL is not set, so data lives in this process's memory \
+                 and is lost on exit, and locks only work within this single process. \
+                 Do not run this in production."
+            );
+            Ok(MemoryStore::new(MemorySettings {
+                lock_ttl: settings.lock.ttl,
+                lock_wait_timeout: settings.lock.wait_timeout,
+            })
+            .repositories())
+        }
+        StorageSettings::Redis(_) => {
+            anyhow::bail!("REDIS_URL is set but the Redis adapters are not built yet")
+        }
+    }
+}
+
+/// Creates the admin account if it does not exist (start-up, idempotent across replicas).
+async fn ensure_admin(
+    repos: &Repositories,
+    passwords: &PasswordHasher,
+    admin: &AdminSettings,
+) -> anyhow::Result<()> {
+    if let Some(existing) = repos.users.find_by_username(&admin.username).await? {
+        if existing.role != Role::Admin {
+            tracing::warn!(user.id = %existing.id, "ADMIN_USERNAME names an existing non-admin account");
+        }
+        return Ok(());
+    }
+    let Some(secret) = &admin.password else {
+        tracing::warn!("no admin account exists and ADMIN_PASSWORD is not set: none was created");
+        return Ok(());
+    };
+    let password = Password::parse(secret.expose_secret().to_owned())
+        .map_err(|e| anyhow::anyhow!("invalid ADMIN_PASSWORD: {}", e.message))?;
+    let password_hash = passwords
+        .hash(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?;
+    match repos
+        .users
+        .create(NewUser {
+            username: admin.username.clone(),
+            email: None,
+            role: Role::Admin,
+            password_hash,
+        })
+        .await
+    {
+        Ok(user) => tracing::info!(user.id = %user.id, "admin account created"),
+        // Another replica created it at the same moment.
+        Err(UserError::UsernameTaken) => {}
+        Err(UserError::Store(e)) => return Err(e).context("creating the admin account"),
+    }
+    if admin.password_generated {
+        // Printed once on stderr, deliberately not through the logger.
+        eprintln!(
+            "\n  ==> development admin account: username `{}`, password `{}`\n",
+            admin.username,
+            secret.expose_secret()
+        );
+    }
+    Ok(())
+}
+
+/// Turns actix's empty 405 into a problem body, keeping its `Allow` header.
+fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let allow = res
+        .headers()
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let response = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed { allow });
+    let (req, _) = res.into_parts();
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such resource".into()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
