@@ -17,7 +17,7 @@ const MAX_PAGES: usize = 100_000;
 /// What went wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
-    #[error("{what}: request failed: {source}")]
+    #[error("{what}: request failed")]
     Transport {
         what: &'static str,
         #[source]

@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -22,20 +22,20 @@ const ADMIN_PASSWORD: &str = "loadgen-e2e-admin-password";
 const SERVER_START_DEADLINE: Duration = Duration::from_secs(60);
 const LOADGEN_DEADLINE: Duration = Duration::from_secs(180);
 
-/// The workspace's server binary, next to this package's binary; built when missing.
+/// The workspace's server binary, next to this package's binary. `cargo build` runs first
+/// (a no-op when it is fresh) so that the test never drives a stale server.
 fn server_binary() -> PathBuf {
     let loadgen = Path::new(env!("CARGO_BIN_EXE_inventory-loadgen"));
     let server = loadgen.with_file_name(format!("inventory-api{}", std::env::consts::EXE_SUFFIX));
-    if !server.exists() {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "inventory-api", "--manifest-path"])
-            .arg(workspace.join("Cargo.toml"))
-            .status()
-            .expect("running cargo build -p inventory-api");
-        assert!(status.success(), "cargo build -p inventory-api failed");
-    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "inventory-api", "--manifest-path"])
+        .arg(workspace.join("Cargo.toml"))
+        .stdin(Stdio::null())
+        .status()
+        .expect("running cargo build -p inventory-api");
+    assert!(status.success(), "cargo build -p inventory-api failed");
     assert!(server.exists(), "no server binary at {}", server.display());
     server
 }
@@ -43,15 +43,16 @@ fn server_binary() -> PathBuf {
 /// A running server process; killed on drop.
 struct Server {
     child: Child,
-    port: u16,
     log: PathBuf,
+    port: Option<u16>,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
+    /// Starts the server on a port of its choosing (`BIND_ADDR` port 0), learns the port
+    /// from its `listening on ADDR` line, then waits for GET /health to answer 200.
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let log = dir.path().join("server.log");
         let output = File::create(&log).expect("server log");
         let child = Command::new(server_binary())
@@ -60,7 +61,7 @@ impl Server {
             .env_remove("REDIS_CLUSTER_NODES")
             .env_remove("REDLOCK_NODES")
             .env_remove("LOCK_MODE")
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("BIND_ADDR", "127.0.0.1:0")
             .env("ADMIN_USERNAME", ADMIN_USERNAME)
             .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("BCRYPT_COST", "4")
@@ -77,8 +78,8 @@ impl Server {
             .expect("starting inventory-api");
         let mut server = Self {
             child,
-            port,
             log,
+            port: None,
             _dir: dir,
         };
         server.wait_until_healthy();
@@ -86,7 +87,7 @@ impl Server {
     }
 
     fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.port.unwrap_or_default())
     }
 
     fn wait_until_healthy(&mut self) {
@@ -95,7 +96,8 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("polling the server") {
                 panic!("the server exited with {status}\n{}", self.log_text());
             }
-            if health_is_ok(self.port) {
+            self.port = self.port.or_else(|| listening_port(&self.log));
+            if self.port.is_some_and(health_is_ok) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -116,18 +118,20 @@ impl Server {
     }
 }
 
+/// The port of the server's `listening on 127.0.0.1:PORT` line, once it is written.
+fn listening_port(log: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let address = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("listening on "))?;
+    address.trim().rsplit_once(':')?.1.parse().ok()
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// One GET /health over a fresh connection; true on a 200.
