@@ -5,6 +5,8 @@ use std::sync::Arc;
 use inventory_domain::{HealthCheck, ProductRepository, PurchaseService, UserRepository};
 
 pub mod memory;
+pub mod metrics;
+pub mod redis;
 
 /// Every port the application needs, as trait objects. Returned by
 /// [`memory::MemoryStore::repositories`] and by the Redis `connect`, so the composition

@@ -1,0 +1,167 @@
+//! Redis hashes ↔ domain entities. A missing or malformed field is corrupt data,
+//! reported as such rather than papered over with a default.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use inventory_domain::{
+    Description, Email, Money, Price, Product, ProductId, ProductName, Purchase, PurchaseId, Role,
+    StockLevel, StoreError, User, UserId, Username,
+};
+use time::OffsetDateTime;
+
+/// A hash as read with HGETALL.
+pub(crate) type Fields = HashMap<String, String>;
+
+/// Reads fields of one stored entity, naming it in errors.
+pub(crate) struct Record<'a> {
+    what: &'a str,
+    fields: &'a Fields,
+}
+
+impl<'a> Record<'a> {
+    pub(crate) fn new(what: &'a str, fields: &'a Fields) -> Self {
+        Self { what, fields }
+    }
+
+    fn raw(&self, field: &str) -> Result<&'a str, StoreError> {
+        self.fields
+            .get(field)
+            .map(String::as_str)
+            .ok_or_else(|| StoreError::corrupt(format!("{} has no `{field}`", self.what)))
+    }
+
+    fn optional(&self, field: &str) -> Option<&'a str> {
+        self.fields.get(field).map(String::as_str)
+    }
+
+    pub(crate) fn parse<T: FromStr>(&self, field: &str) -> Result<T, StoreError> {
+        self.raw(field)?
+            .parse()
+            .map_err(|_| StoreError::corrupt(format!("{} has a malformed `{field}`", self.what)))
+    }
+
+    fn time(&self, field: &str) -> Result<OffsetDateTime, StoreError> {
+        from_unix_ms(self.parse(field)?).ok_or_else(|| {
+            StoreError::corrupt(format!("{} has an out-of-range `{field}`", self.what))
+        })
+    }
+
+    fn valid<T, E>(
+        &self,
+        field: &str,
+        parse: impl FnOnce(&'a str) -> Result<T, E>,
+    ) -> Result<T, StoreError> {
+        parse(self.raw(field)?)
+            .map_err(|_| StoreError::corrupt(format!("{} has an invalid `{field}`", self.what)))
+    }
+}
+
+pub(crate) fn user(fields: &Fields) -> Result<User, StoreError> {
+    let record = Record::new("user", fields);
+    Ok(User {
+        id: UserId(record.parse("id")?),
+        username: record.valid("username", Username::parse)?,
+        email: record
+            .optional("email")
+            .map(Email::parse)
+            .transpose()
+            .map_err(|_| StoreError::corrupt("user has an invalid `email`"))?,
+        role: record.parse::<Role>("role")?,
+        password_hash: record.raw("password_hash")?.to_owned(),
+        created_at: record.time("created_at")?,
+    })
+}
+
+pub(crate) fn product(fields: &Fields) -> Result<Product, StoreError> {
+    let record = Record::new("product", fields);
+    Ok(Product {
+        id: ProductId(record.parse("id")?),
+        name: record.valid("name", ProductName::parse)?,
+        description: record
+            .optional("description")
+            .map(Description::parse)
+            .transpose()
+            .map_err(|_| StoreError::corrupt("product has an invalid `description`"))?,
+        price: record.valid("price", |raw| {
+            raw.parse::<i64>()
+                .map_err(|_| ())
+                .and_then(|v| Price::parse(v).map_err(|_| ()))
+        })?,
+        stock: record.parse("stock")?,
+        created_at: record.time("created_at")?,
+        updated_at: record.time("updated_at")?,
+    })
+}
+
+pub(crate) fn stock_level(fields: &Fields) -> Result<StockLevel, StoreError> {
+    let record = Record::new("product", fields);
+    let level = StockLevel {
+        product_id: ProductId(record.parse("id")?),
+        stock: record.parse("stock")?,
+        sold: record.parse("sold")?,
+        initial_stock: record.parse("initial_stock")?,
+        restocked: record.parse("restocked")?,
+    };
+    if !level.is_consistent() {
+        return Err(StoreError::corrupt(format!(
+            "stock accounting of product {} does not add up",
+            level.product_id
+        )));
+    }
+    Ok(level)
+}
+
+pub(crate) fn purchase(fields: &Fields) -> Result<Purchase, StoreError> {
+    let record = Record::new("purchase", fields);
+    Ok(Purchase {
+        id: PurchaseId(record.parse("id")?),
+        user_id: UserId(record.parse("user_id")?),
+        product_id: ProductId(record.parse("product_id")?),
+        quantity: record.parse("quantity")?,
+        unit_price: record.valid("unit_price", |raw| {
+            raw.parse::<i64>()
+                .map_err(|_| ())
+                .and_then(|v| Price::parse(v).map_err(|_| ()))
+        })?,
+        total_price: Money(record.parse("total_price")?),
+        purchased_at: record.time("purchased_at")?,
+    })
+}
+
+/// Milliseconds since the Unix epoch, as stored.
+pub(crate) fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// The current time, truncated to what is stored (milliseconds), so that what
+/// a write returns equals what a later read returns.
+pub(crate) fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    from_unix_ms(unix_ms(now)).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_at_millisecond_precision() {
+        let now = now();
+        assert_eq!(from_unix_ms(unix_ms(now)), Some(now));
+    }
+
+    #[test]
+    fn a_missing_field_is_corruption() {
+        let fields = Fields::from([("id".to_owned(), "1".to_owned())]);
+        let error = purchase(&fields).unwrap_err();
+        assert!(
+            error.to_string().contains("purchase has no `user_id`"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! Redis adapters: Redis is the system of record, and every stock change is a
+//! guarded script run under the product's lock from `inventory-lock`.
+//!
+//! Data commands go through a deadpool-redis pool; the lock has its own
+//! multiplexed connections (and a pub/sub connection for release wake-ups).
+
+mod codec;
+mod keys;
+mod products;
+mod purchases;
+mod scripts;
+mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use inventory_domain::{HealthCheck, StoreError};
+use inventory_lock::{AcquireOptions, DistributedLock, LockError, RedisLock, RedisLockConfig};
+
+use crate::Repositories;
+
+/// How to reach Redis and how to lock.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://…` URL of the data node (also the lock node in single mode).
+    pub url: String,
+    /// Lease of a product lock.
+    pub lock_ttl: Duration,
+    /// How long a purchase or restock waits for the product's lock.
+    pub lock_wait_timeout: Duration,
+    /// Longest wait for any Redis reply. A purchase whose reply does not come in
+    /// time has an unknown outcome, settled through its idempotency record.
+    pub response_timeout: Duration,
+    /// Data connections in the pool.
+    pub pool_size: usize,
+}
+
+impl RedisSettings {
+    /// Settings with lockstock's defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            lock_ttl: Duration::from_millis(5_000),
+            lock_wait_timeout: Duration::from_millis(3_000),
+            response_timeout: Duration::from_millis(2_000),
+            pool_size: 32,
+        }
+    }
+}
+
+/// Why the Redis adapters could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL does not parse.
+    #[error("invalid Redis URL: {0}")]
+    InvalidUrl(#[source] redis::RedisError),
+    /// The pool could not be built.
+    #[error("could not create the Redis connection pool")]
+    Pool(#[from] deadpool_redis::CreatePoolError),
+    /// Redis did not answer.
+    #[error("Redis at {url} is not reachable")]
+    Unreachable {
+        /// Where we tried (without credentials).
+        url: String,
+        /// What failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The lock could not connect.
+    #[error("the lock could not connect to Redis")]
+    Lock(#[from] LockError),
+}
+
+/// Connects to Redis (failing fast if it does not answer) and returns every port.
+pub async fn connect(settings: &RedisSettings) -> Result<Repositories, ConnectError> {
+    let store = Arc::new(RedisStore::connect(settings).await?);
+    Ok(Repositories {
+        users: store.clone(),
+        products: store.clone(),
+        purchases: store.clone(),
+        health: store,
+    })
+}
+
+/// The Redis-backed store behind every port.
+pub struct RedisStore {
+    pool: Pool,
+    lock: RedisLock,
+    lock_options: AcquireOptions,
+}
+
+impl RedisStore {
+    /// Builds the pool and the lock, and checks that Redis answers.
+    pub async fn connect(settings: &RedisSettings) -> Result<Self, ConnectError> {
+        let client =
+            redis::Client::open(settings.url.as_str()).map_err(ConnectError::InvalidUrl)?;
+        let mut config = deadpool_redis::Config::from_url(settings.url.as_str());
+        config.pool = Some(PoolConfig {
+            max_size: settings.pool_size,
+            timeouts: Timeouts {
+                wait: Some(settings.response_timeout),
+                create: Some(settings.response_timeout),
+                recycle: Some(settings.response_timeout),
+            },
+            ..PoolConfig::default()
+        });
+        let pool = config.create_pool(Some(Runtime::Tokio1))?;
+        let lock_config = RedisLockConfig {
+            response_timeout: settings.response_timeout,
+            connection_timeout: settings.response_timeout,
+            ..RedisLockConfig::default()
+        };
+        let lock = RedisLock::connect(client, lock_config).await?;
+        let store = Self {
+            pool,
+            lock,
+            lock_options: AcquireOptions::default()
+                .with_ttl(settings.lock_ttl)
+                .with_wait_timeout(settings.lock_wait_timeout),
+        };
+        store
+            .ping()
+            .await
+            .map_err(|error| ConnectError::Unreachable {
+                url: redacted(&settings.url),
+                source: Box::new(error),
+            })?;
+        Ok(store)
+    }
+
+    /// The product lock, for callers that need it directly (e.g. tests).
+    pub fn lock(&self) -> &dyn DistributedLock {
+        &self.lock
+    }
+
+    async fn connection(&self) -> Result<deadpool_redis::Connection, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|error| StoreError::unavailable("getting a Redis connection", error))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|error| unavailable("PING", error))
+    }
+}
+
+#[async_trait]
+impl HealthCheck for RedisStore {
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.ping().await
+    }
+}
+
+/// A Redis failure as the domain sees it.
+fn unavailable(context: &str, error: redis::RedisError) -> StoreError {
+    StoreError::unavailable(context.to_owned(), error)
+}
+
+/// The URL without its password, for error messages.
+fn redacted(url: &str) -> String {
+    match url.split_once('@') {
+        Some((scheme_and_credentials, host)) => {
+            let scheme = scheme_and_credentials
+                .split_once("://")
+                .map_or("redis", |(scheme, _)| scheme);
+            format!("{scheme}://***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redacted("redis://:secret@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
+        assert_eq!(
+            redacted("redis://127.0.0.1:6379/"),
+            "redis://127.0.0.1:6379/"
+        );
+    }
+}
