@@ -1,0 +1,167 @@
+//! The headline: 1,000 logged-in buyers, 100 units, all at once.
+
+use std::collections::HashSet;
+
+use futures::{StreamExt, stream};
+use rand::RngExt;
+use serde_json::Value;
+
+use crate::helpers::{Mode, TestApp, TestUser, spawn_app_with};
+
+both_modes!(
+    exactly_the_stock_is_sold_to_a_thousand_buyers,
+    random_quantities_sum_to_what_left
+);
+
+const BUYERS: usize = 1000;
+const STOCK: i64 = 100;
+
+async fn app(mode: Mode) -> TestApp {
+    // A generous lock wait: this test is about correctness under contention, not timeouts.
+    spawn_app_with(
+        mode,
+        &[("LOCK_WAIT_TIMEOUT_MS", "30000"), ("LOCK_TTL_MS", "5000")],
+    )
+    .await
+}
+
+/// Registers and logs in `n` users, a bounded number at a time (bcrypt runs for each).
+async fn buyers(app: &TestApp, n: usize) -> Vec<TestUser> {
+    let users: Vec<TestUser> = stream::iter(0..n)
+        .map(|i| app.user_named(format!("buyer{i:04}")))
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert_eq!(users.len(), n);
+    users
+}
+
+impl TestApp {
+    async fn user_named(&self, name: String) -> TestUser {
+        self.user(&name).await
+    }
+}
+
+async fn exactly_the_stock_is_sold_to_a_thousand_buyers(mode: Mode) {
+    let app = app(mode).await;
+    let admin = app.admin_token().await;
+    let id = app
+        .create_product(&admin, "Black Friday TV", 49_999, STOCK)
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let users = buyers(&app, BUYERS).await;
+
+    // Every request is built first, then all are sent at once.
+    let requests = users.iter().map(|u| app.purchase(&u.token, id, 1, None));
+    let responses = futures::future::join_all(requests).await;
+    let mut created = Vec::new();
+    let mut sold_out = 0;
+    for response in responses {
+        match response.status().as_u16() {
+            201 => created.push(response.json::<Value>().await.unwrap()),
+            409 => {
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(
+                    body["type"],
+                    "https://lockstock.dev/problems/insufficient-stock"
+                );
+                assert_eq!(body["available"], 0);
+                sold_out += 1;
+            }
+            other => panic!("unexpected {other}: {}", response.text().await.unwrap()),
+        }
+    }
+    assert_eq!(created.len(), 100);
+    assert_eq!(sold_out, 900);
+
+    let stock = app.stock(&admin, id).await;
+    assert_eq!(stock["stock"], 0);
+    assert_eq!(stock["sold"], 100);
+    let ids: HashSet<u64> = created.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), 100, "100 distinct purchase records");
+    let mut remaining: Vec<u64> = created
+        .iter()
+        .map(|r| r["remaining_stock"].as_u64().unwrap())
+        .collect();
+    remaining.sort_unstable();
+    assert_eq!(
+        remaining,
+        (0..100).collect::<Vec<_>>(),
+        "each unit sold once"
+    );
+
+    // Every buyer's own list agrees: the 100 winners have one purchase each, nobody else any.
+    let winners: HashSet<u64> = created
+        .iter()
+        .map(|r| r["user_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(winners.len(), 100);
+    let records: usize = stream::iter(users.iter())
+        .map(|u| async {
+            let list: Vec<Value> = app
+                .get(&u.token, "/api/purchases/me")
+                .await
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(
+                list.len(),
+                usize::from(winners.contains(&u.id)),
+                "{}",
+                u.username
+            );
+            list.len()
+        })
+        .buffer_unordered(32)
+        .fold(0, |acc, n| async move { acc + n })
+        .await;
+    assert_eq!(records, 100);
+}
+
+async fn random_quantities_sum_to_what_left(mode: Mode) {
+    let app = app(mode).await;
+    let admin = app.admin_token().await;
+    let id = app
+        .create_product(&admin, "Black Friday Console", 29_999, STOCK)
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let users = buyers(&app, BUYERS).await;
+    let quantities: Vec<i64> = {
+        let mut rng = rand::rng();
+        users.iter().map(|_| rng.random_range(1..=5)).collect()
+    };
+    let requests = users
+        .iter()
+        .zip(&quantities)
+        .map(|(u, q)| app.purchase(&u.token, id, *q, None));
+    let responses = futures::future::join_all(requests).await;
+    let mut accepted = 0u64;
+    let mut purchases = 0;
+    for (response, quantity) in responses.into_iter().zip(&quantities) {
+        match response.status().as_u16() {
+            201 => {
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["quantity"], *quantity);
+                accepted += body["quantity"].as_u64().unwrap();
+                purchases += 1;
+            }
+            409 => {
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(
+                    body["type"],
+                    "https://lockstock.dev/problems/insufficient-stock"
+                );
+                assert!(body["available"].as_i64().unwrap() < *quantity);
+            }
+            other => panic!("unexpected {other}: {}", response.text().await.unwrap()),
+        }
+    }
+    let stock = app.stock(&admin, id).await;
+    assert_eq!(stock["sold"], accepted);
+    assert_eq!(stock["stock"].as_u64().unwrap() + accepted, STOCK as u64);
+    // 1,000 buyers asking 1–5 units each drain 100 units to below the smallest refused ask.
+    assert!(stock["stock"].as_u64().unwrap() < 5);
+    assert!(purchases >= 20);
+}

@@ -1,0 +1,367 @@
+//! The one harness: starts the real `inventory-api` binary and talks HTTP to it.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, OnceLock, mpsc},
+    time::{Duration, Instant},
+};
+
+use lockstock_test_support::RedisServer;
+use reqwest::{Client, Response, StatusCode, header};
+use serde_json::{Value, json};
+
+/// Which store the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// No REDIS_URL: in-memory development mode.
+    Memory,
+    /// A fresh redis-server per test.
+    Redis,
+}
+
+pub(crate) const ADMIN_USERNAME: &str = "admin";
+pub(crate) const ADMIN_PASSWORD: &str = "e2e-admin-password";
+pub(crate) const JWT_SECRET: &str = "e2e-jwt-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+pub(crate) const PASSWORD: &str = "correct horse battery";
+
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Builds the server binary once per test run (a no-op when it is fresh) and returns its
+/// path. `cargo test` releases the build lock before running tests, so this nested build
+/// does not deadlock; it guarantees the tests never run a stale binary.
+fn server_binary() -> &'static PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "inventory-api",
+                "--bin",
+                "inventory-api",
+            ])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .status()
+            .expect("running cargo build -p inventory-api");
+        assert!(status.success(), "cargo build -p inventory-api failed");
+        // The test executable is target/<profile>/deps/api-<hash>; the server is in target/<profile>.
+        let exe = std::env::current_exe().expect("current_exe");
+        let dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir");
+        let binary = dir.join(format!("inventory-api{}", std::env::consts::EXE_SUFFIX));
+        assert!(binary.exists(), "no server binary at {}", binary.display());
+        binary
+    })
+}
+
+/// A running server (killed on drop) and a client for it.
+pub(crate) struct TestApp {
+    pub(crate) address: String,
+    pub(crate) client: Client,
+    server: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+    _redis: Option<RedisServer>,
+}
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub(crate) struct TestUser {
+    pub(crate) id: u64,
+    pub(crate) username: String,
+    pub(crate) token: String,
+}
+
+pub(crate) async fn spawn_app(mode: Mode) -> TestApp {
+    spawn_app_with(mode, &[]).await
+}
+
+/// Starts the server with extra environment variables (which override the defaults).
+pub(crate) async fn spawn_app_with(mode: Mode, extra_env: &[(&str, &str)]) -> TestApp {
+    let binary = server_binary();
+    let redis = match mode {
+        Mode::Memory => None,
+        Mode::Redis => Some(
+            tokio::task::spawn_blocking(RedisServer::start)
+                .await
+                .unwrap(),
+        ),
+    };
+    let mut command = Command::new(binary);
+    // A clean environment, and a working directory without a `.env`.
+    command
+        .env_clear()
+        .current_dir(std::env::temp_dir())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("BCRYPT_COST", "4")
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("ADMIN_USERNAME", ADMIN_USERNAME)
+        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("LOG_FORMAT", "json")
+        .env(
+            "RUST_LOG",
+            if std::env::var_os("TEST_LOG").is_some() {
+                "info"
+            } else {
+                "warn"
+            },
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(redis) = &redis {
+        command.env("REDIS_URL", redis.url());
+    }
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    let mut server = command.spawn().expect("starting inventory-api");
+
+    // Drain both pipes for the whole life of the server (a full pipe would block it), keep
+    // the lines for failure messages and report the `listening on` line.
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel::<String>();
+    let echo = std::env::var_os("TEST_LOG").is_some();
+    let stdout = server.stdout.take().expect("stdout");
+    let stderr = server.stderr.take().expect("stderr");
+    for (pipe, tx) in [
+        (Box::new(stdout) as Box<dyn std::io::Read + Send>, Some(tx)),
+        (Box::new(stderr), None),
+    ] {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("[server] {line}");
+                }
+                if let (Some(tx), Some(addr)) = (&tx, line.strip_prefix("listening on ")) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+                logs.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    let dump = |logs: &Arc<Mutex<Vec<String>>>| logs.lock().unwrap().join("\n");
+    let addr = match rx.recv_timeout(START_DEADLINE) {
+        Ok(addr) => addr,
+        Err(_) => {
+            let status = server.try_wait().ok().flatten();
+            let _ = server.kill();
+            let _ = server.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            panic!(
+                "server did not report its address (exit: {status:?}); output:\n{}",
+                dump(&logs)
+            );
+        }
+    };
+    let client = Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let app = TestApp {
+        address: format!("http://{addr}"),
+        client,
+        server,
+        logs,
+        _redis: redis,
+    };
+    app.wait_until_healthy().await;
+    app
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+impl TestApp {
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Everything the server printed so far.
+    pub(crate) fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.server.id()
+    }
+
+    /// Waits for the process to exit (after a signal), with a deadline.
+    pub(crate) fn wait_for_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.server.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < until,
+                "server did not exit:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    async fn wait_until_healthy(&self) {
+        let until = Instant::now() + START_DEADLINE;
+        loop {
+            if let Ok(r) = self.client.get(self.url("/health")).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "server never became healthy:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub(crate) async fn register(&self, username: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/api/auth/register"))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs in with the OAuth2 password form.
+    pub(crate) async fn login(&self, username: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/api/auth/login"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn token(&self, username: &str, password: &str) -> String {
+        let response = self.login(username, password).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "login failed: {body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub(crate) async fn admin_token(&self) -> String {
+        self.token(ADMIN_USERNAME, ADMIN_PASSWORD).await
+    }
+
+    /// Registers and logs in a user.
+    pub(crate) async fn user(&self, username: &str) -> TestUser {
+        let response = self.register(username, PASSWORD).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "register failed: {body}");
+        TestUser {
+            id: body["id"].as_u64().unwrap(),
+            username: username.to_owned(),
+            token: self.token(username, PASSWORD).await,
+        }
+    }
+
+    pub(crate) async fn create_product(
+        &self,
+        admin: &str,
+        name: &str,
+        price: i64,
+        stock: i64,
+    ) -> Value {
+        let response = self
+            .client
+            .post(self.url("/api/products"))
+            .bearer_auth(admin)
+            .json(&json!({ "name": name, "price": price, "stock": stock }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "create product failed: {body}");
+        body
+    }
+
+    pub(crate) async fn purchase(
+        &self,
+        token: &str,
+        product_id: u64,
+        quantity: i64,
+        idempotency_key: Option<&str>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .post(self.url("/api/purchases"))
+            .bearer_auth(token)
+            .json(&json!({ "product_id": product_id, "quantity": quantity }));
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub(crate) async fn get(&self, token: &str, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn stock(&self, token: &str, product_id: u64) -> Value {
+        let response = self
+            .get(token, &format!("/api/products/{product_id}/stock"))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+}
+
+/// Asserts a problem+json response of `status` whose `type` ends with `/slug`; returns the body.
+pub(crate) async fn assert_problem(response: Response, status: u16, slug: &str) -> Value {
+    let actual = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    assert_eq!(
+        content_type, "application/problem+json",
+        "not a problem body: {text}"
+    );
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        body["type"],
+        format!("https://lockstock.dev/problems/{slug}"),
+        "{body}"
+    );
+    assert_eq!(body["status"], status, "{body}");
+    assert!(body["title"].is_string(), "{body}");
+    assert!(body["detail"].is_string(), "{body}");
+    body
+}

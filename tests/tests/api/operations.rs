@@ -1,0 +1,137 @@
+//! Probes, metrics, docs and shutdown.
+
+use std::{process::Command, time::Duration};
+
+use reqwest::{StatusCode, redirect::Policy};
+use serde_json::Value;
+
+use crate::helpers::{Mode, assert_problem, spawn_app};
+
+both_modes!(
+    health_and_ready,
+    metrics_are_prometheus_text,
+    docs_redirect_and_swagger_ui,
+    openapi_document_covers_every_path,
+    sigterm_stops_gracefully,
+);
+
+async fn health_and_ready(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let health: Value = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+}
+
+async fn metrics_are_prometheus_text(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let admin = app.admin_token().await;
+    let id = app.create_product(&admin, "Sneaker", 100, 1).await["id"]
+        .as_u64()
+        .unwrap();
+    let alice = app.user("alice").await;
+    app.purchase(&alice.token, id, 1, None).await;
+    app.purchase(&alice.token, id, 1, None).await;
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    for needle in [
+        "http_requests_total{",
+        r#"route="/api/purchases""#,
+        "http_request_duration_seconds_bucket",
+        r#"lockstock_purchases_total{outcome="purchased"} 1"#,
+        r#"lockstock_purchases_total{outcome="insufficient_stock"} 1"#,
+        &format!(r#"lockstock_product_stock{{product_id="{id}"}} 0"#),
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
+
+async fn docs_redirect_and_swagger_ui(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let redirect = client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(redirect.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(redirect.headers()["location"], "/docs/");
+    let ui = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(ui.status(), StatusCode::OK);
+    assert!(ui.text().await.unwrap().contains("swagger"));
+}
+
+async fn openapi_document_covers_every_path(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api-docs/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/api/auth/register",
+        "/api/auth/login",
+        "/api/auth/me",
+        "/api/products",
+        "/api/products/{id}",
+        "/api/products/{id}/stock",
+        "/api/products/{id}/restock",
+        "/api/purchases",
+        "/api/purchases/me",
+        "/api/purchases/{id}",
+        "/health",
+        "/ready",
+        "/metrics",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        schemes["oauth2"]["flows"]["password"]["tokenUrl"],
+        "/api/auth/login"
+    );
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+async fn sigterm_stops_gracefully(mode: Mode) {
+    let mut app = spawn_app(mode).await;
+    assert_eq!(
+        app.client
+            .get(app.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &app.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::block_in_place(|| app.wait_for_exit(Duration::from_secs(30)));
+    assert!(exit.success(), "exit status {exit:?}:\n{}", app.logs());
+    // Nothing answers any more.
+    assert!(app.client.get(app.url("/health")).send().await.is_err());
+    let _ = assert_problem;
+}
