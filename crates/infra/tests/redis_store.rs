@@ -1,10 +1,6 @@
 //! The Redis adapters against a real redis-server started for each test.
 
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests panic on failure"
-)]
+#![expect(clippy::unwrap_used, reason = "tests panic on failure")]
 
 use std::sync::Arc;
 
