@@ -22,6 +22,7 @@ use inventory_domain::{NewUser, Password, Role, UserError};
 use inventory_infra::{
     Repositories,
     memory::{MemorySettings, MemoryStore},
+    redis::RedisSettings,
 };
 use secrecy::ExposeSecret;
 use utoipa::OpenApi;
@@ -29,7 +30,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     auth::{JwtKeys, PasswordHasher},
-    config::{AdminSettings, Settings, StorageSettings},
+    config::{AdminSettings, LockMode, Settings, StorageSettings},
     error::ApiError,
     extract,
     openapi::ApiDoc,
@@ -179,8 +180,26 @@ async fn connect(settings: &Settings) -> anyhow::Result<Repositories> {
             })
             .repositories())
         }
-        StorageSettings::Redis(_) => {
-            anyhow::bail!("REDIS_URL is set but the Redis adapters are not built yet")
+        StorageSettings::Redis(redis) => {
+            let Some(url) = &redis.url else {
+                anyhow::bail!(
+                    "REDIS_CLUSTER_NODES: Redis Cluster data storage is not supported yet; \
+                     set REDIS_URL to a single Redis node"
+                );
+            };
+            if redis.lock_mode == LockMode::Redlock {
+                anyhow::bail!(
+                    "LOCK_MODE=redlock is not supported yet; use LOCK_MODE=single (the default)"
+                );
+            }
+            let mut redis_settings = RedisSettings::new(url.expose_secret());
+            redis_settings.lock_ttl = settings.lock.ttl;
+            redis_settings.lock_wait_timeout = settings.lock.wait_timeout;
+            let repositories = inventory_infra::redis::connect(&redis_settings)
+                .await
+                .context("REDIS_URL: cannot use Redis")?;
+            tracing::info!("storage: Redis (single node, single-node lock)");
+            Ok(repositories)
         }
     }
 }
