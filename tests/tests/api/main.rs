@@ -21,7 +21,6 @@ macro_rules! both_modes {
         mod redis {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                #[ignore = "needs inventory_infra::redis (the server refuses REDIS_URL until it lands)"]
                 async fn $name() {
                     super::$name(crate::helpers::Mode::Redis).await;
                 }
