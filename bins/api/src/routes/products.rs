@@ -128,11 +128,6 @@ impl From<StockLevel> for StockResponse {
     }
 }
 
-fn record_stock(level: &StockLevel) {
-    metrics::gauge!("lockstock_product_stock", "product_id" => level.product_id.to_string())
-        .set(level.stock as f64);
-}
-
 /// Create a product (admin).
 #[utoipa::path(
     post, path = "/api/products", tag = "products",
@@ -157,7 +152,6 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let new = body.into_inner().parse()?;
     let product = state.repos.products.create(new).await?;
-    record_stock(&StockLevel::new(product.id, product.stock));
     tracing::info!(product.id = %product.id, "product created");
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/products/{}", product.id)))
@@ -263,7 +257,6 @@ pub async fn restock(
     let id = ProductId(id.into_inner());
     let quantity = RestockQuantity::parse(body.quantity)?;
     let level = state.repos.products.restock(id, quantity).await?;
-    record_stock(&level);
     tracing::info!(product.id = %id, restock.quantity = quantity.get(), "product restocked");
     Ok(HttpResponse::Ok().json(StockResponse::from(level)))
 }

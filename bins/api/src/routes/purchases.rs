@@ -199,8 +199,6 @@ pub async fn create(
     metrics::counter!("lockstock_purchases_total", "outcome" => outcome).increment(1);
     let receipt = result?;
     if !receipt.replayed {
-        metrics::gauge!("lockstock_product_stock", "product_id" => product_id.to_string())
-            .set(receipt.remaining_stock as f64);
         tracing::info!(purchase.id = %receipt.purchase.id, product.id = %product_id, "purchase made");
     }
     let mut response = HttpResponse::Created();

@@ -7,7 +7,7 @@ use inventory_domain::{
 };
 use time::OffsetDateTime;
 
-use super::{MemoryStore, state::ProductRecord};
+use super::{MemoryStore, locks::LockFailure, state::ProductRecord};
 
 #[async_trait]
 impl ProductRepository for MemoryStore {
@@ -38,6 +38,7 @@ impl ProductRepository for MemoryStore {
                 level: StockLevel::new(id, new.stock.units()),
             },
         );
+        crate::metrics::stock(id, product.stock);
         Ok(product)
     }
 
@@ -69,14 +70,35 @@ impl ProductRepository for MemoryStore {
         if !self.state().products.contains_key(&id) {
             return Err(ProductError::NotFound(id));
         }
-        let _guard =
-            self.inner
-                .locks
-                .acquire(id)
-                .await
-                .map_err(|timeout| ProductError::LockTimeout {
-                    retry_after: timeout.retry_after,
-                })?;
+        let guard = self
+            .inner
+            .locks
+            .acquire(id)
+            .await
+            .map_err(restock_lock_error)?;
+        let result = self
+            .inner
+            .locks
+            .guarded(&guard, || self.apply_restock(id, quantity));
+        self.inner.locks.release(guard).await;
+        result.map_err(restock_lock_error)?
+    }
+}
+
+fn restock_lock_error(failure: LockFailure) -> ProductError {
+    match failure {
+        LockFailure::Retryable { retry_after } => ProductError::LockTimeout { retry_after },
+        LockFailure::Failed(error) => ProductError::Store(error),
+    }
+}
+
+impl MemoryStore {
+    /// Adds the units, under the state lock (the in-memory "restock script").
+    fn apply_restock(
+        &self,
+        id: ProductId,
+        quantity: RestockQuantity,
+    ) -> Result<StockLevel, ProductError> {
         let mut state = self.state();
         let record = state
             .products
@@ -96,6 +118,7 @@ impl ProductRepository for MemoryStore {
         record.level.restocked += adding;
         record.product.stock = new_stock;
         record.product.updated_at = OffsetDateTime::now_utc();
+        crate::metrics::stock(id, new_stock);
         Ok(record.level)
     }
 }

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::{
     MemoryStore,
     idempotency::{Admission, IdempotencyEntry, Reservation},
+    locks::LockFailure,
 };
 
 #[async_trait]
@@ -23,15 +24,18 @@ impl PurchaseService for MemoryStore {
         if !self.state().products.contains_key(&order.product_id) {
             return Err(PurchaseError::ProductNotFound(order.product_id));
         }
-        let _guard = self
+        let guard = self
             .inner
             .locks
             .acquire(order.product_id)
             .await
-            .map_err(|timeout| PurchaseError::LockTimeout {
-                retry_after: timeout.retry_after,
-            })?;
-        self.commit(&order, reservation.as_mut())
+            .map_err(purchase_lock_error)?;
+        let result = self
+            .inner
+            .locks
+            .guarded(&guard, || self.commit(&order, reservation.as_mut()));
+        self.inner.locks.release(guard).await;
+        result.map_err(purchase_lock_error)?
         // `reservation` drops after the state lock taken by `commit` is released.
     }
 
@@ -52,6 +56,13 @@ impl PurchaseService for MemoryStore {
             .take(limit)
             .filter_map(|id| state.purchases.get(id).cloned())
             .collect())
+    }
+}
+
+fn purchase_lock_error(failure: LockFailure) -> PurchaseError {
+    match failure {
+        LockFailure::Retryable { retry_after } => PurchaseError::LockTimeout { retry_after },
+        LockFailure::Failed(error) => PurchaseError::Store(error),
     }
 }
 
@@ -86,6 +97,7 @@ impl MemoryStore {
         record.product.stock = record.level.stock;
         record.product.updated_at = now;
         let remaining_stock = record.level.stock;
+        crate::metrics::stock(order.product_id, remaining_stock);
 
         state.last_purchase_id += 1;
         let purchase = Purchase {
@@ -136,7 +148,14 @@ mod tests {
     use crate::memory::MemorySettings;
 
     async fn store_with_product(stock: i64) -> (MemoryStore, ProductId) {
-        let store = MemoryStore::new(MemorySettings::default());
+        store_with_product_and(stock, MemorySettings::default()).await
+    }
+
+    async fn store_with_product_and(
+        stock: i64,
+        settings: MemorySettings,
+    ) -> (MemoryStore, ProductId) {
+        let store = MemoryStore::new(settings);
         let product = ProductRepository::create(
             &store,
             NewProduct {
@@ -149,6 +168,14 @@ mod tests {
         .await
         .unwrap();
         (store, product.id)
+    }
+
+    /// Leases far longer than the waits, so a held lock stays held for the whole test.
+    fn long_lease() -> MemorySettings {
+        MemorySettings {
+            lock_ttl: Duration::from_secs(600),
+            lock_wait_timeout: Duration::from_secs(3),
+        }
     }
 
     fn order(user: u64, product: ProductId, quantity: i64, key: Option<&str>) -> PurchaseOrder {
@@ -342,7 +369,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn lock_timeout_when_the_product_stays_locked() {
-        let (store, product) = store_with_product(10).await;
+        let (store, product) = store_with_product_and(10, long_lease()).await;
         let held = store.inner.locks.acquire(product).await.unwrap();
         let err = store
             .purchase(order(1, product, 1, None))
@@ -351,13 +378,30 @@ mod tests {
         assert!(
             matches!(err, PurchaseError::LockTimeout { retry_after } if retry_after > Duration::ZERO)
         );
-        drop(held);
+        store.inner.locks.release(held).await;
         store.purchase(order(1, product, 1, None)).await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_expired_lease_never_writes() {
+        let settings = MemorySettings {
+            lock_ttl: Duration::from_millis(100),
+            lock_wait_timeout: Duration::from_secs(1),
+        };
+        let (store, product) = store_with_product_and(10, settings).await;
+        let guard = store.inner.locks.acquire(product).await.unwrap();
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let write = store
+            .inner
+            .locks
+            .guarded(&guard, || store.commit(&order(1, product, 1, None), None));
+        assert!(write.is_err(), "a holder past its lease must not write");
+        assert_eq!(store.stock(product).await.unwrap().unwrap().stock, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_twin_of_a_failed_request_takes_the_key_over() {
-        let (store, product) = store_with_product(10).await;
+        let (store, product) = store_with_product_and(10, long_lease()).await;
         let held = store.inner.locks.acquire(product).await.unwrap();
         let first = tokio::spawn({
             let store = store.clone();
@@ -372,7 +416,7 @@ mod tests {
             Err(PurchaseError::LockTimeout { .. })
         ));
         assert!(matches!(twin, Err(PurchaseError::LockTimeout { .. })));
-        drop(held);
+        store.inner.locks.release(held).await;
         let receipt = store
             .purchase(order(1, product, 1, Some("k")))
             .await
