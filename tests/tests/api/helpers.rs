@@ -365,3 +365,37 @@ pub(crate) async fn assert_problem(response: Response, status: u16, slug: &str) 
     assert!(body["detail"].is_string(), "{body}");
     body
 }
+
+/// Starts the server with only `env` (plus PATH) and waits for it to exit on its own, as
+/// it must when the configuration is unusable. Returns the exit status and all output.
+pub(crate) fn run_until_exit(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(server_binary())
+        .env_clear()
+        .current_dir(std::env::temp_dir())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting inventory-api");
+    let until = Instant::now() + START_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server kept running with {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (status, text)
+}

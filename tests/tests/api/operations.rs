@@ -5,7 +5,7 @@ use std::{process::Command, time::Duration};
 use reqwest::{StatusCode, redirect::Policy};
 use serde_json::Value;
 
-use crate::helpers::{Mode, assert_problem, spawn_app};
+use crate::helpers::{Mode, assert_problem, run_until_exit, spawn_app};
 
 both_modes!(
     health_and_ready,
@@ -134,4 +134,48 @@ async fn sigterm_stops_gracefully(mode: Mode) {
     // Nothing answers any more.
     assert!(app.client.get(app.url("/health")).send().await.is_err());
     let _ = assert_problem;
+}
+
+#[test]
+fn invalid_configuration_stops_start_up_naming_the_variable() {
+    for (name, value) in [
+        ("BCRYPT_COST", "3"),
+        ("JWT_SECRET", "too-short"),
+        ("BIND_ADDR", "not-an-address"),
+        ("LOG_FORMAT", "xml"),
+        ("MAX_PURCHASE_QUANTITY", "0"),
+        ("LOCK_WAIT_TIMEOUT_MS", "soon"),
+    ] {
+        let (status, output) = run_until_exit(&[(name, value)]);
+        assert!(!status.success(), "{name}={value} started");
+        assert!(output.contains(name), "{name} not named in:\n{output}");
+        assert!(!output.contains("listening on"), "{output}");
+    }
+    // With Redis configured, a missing JWT secret is fatal.
+    let (status, output) = run_until_exit(&[("REDIS_URL", "redis://127.0.0.1:1")]);
+    assert!(!status.success());
+    assert!(output.contains("JWT_SECRET"), "{output}");
+}
+
+#[test]
+fn unreachable_redis_fails_fast() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let (status, output) = run_until_exit(&[
+        ("REDIS_URL", url.as_str()),
+        ("JWT_SECRET", crate::helpers::JWT_SECRET),
+        ("BIND_ADDR", "127.0.0.1:0"),
+    ]);
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("Redis"), "{output}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
 }
