@@ -124,8 +124,9 @@ async fn sigterm_stops_gracefully(mode: Mode) {
             .status(),
         200
     );
-    let status = Command::new("kill")
-        .args(["-TERM", &app.pid().to_string()])
+    // The shell's builtin `kill`: no dependency on a kill binary being installed.
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", app.pid())])
         .status()
         .unwrap();
     assert!(status.success());
