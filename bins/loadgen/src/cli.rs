@@ -217,6 +217,13 @@ impl Cli {
         if self.setup_concurrency == 0 {
             return Err("--setup-concurrency must be at least 1".to_owned());
         }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        if self.user_prefix.is_empty()
+            || self.user_prefix.len() > 40
+            || !self.user_prefix.chars().all(allowed)
+        {
+            return Err("--user-prefix must be 1-40 characters of [A-Za-z0-9_.-]".to_owned());
+        }
         if self.price == 0 {
             return Err("--price must be positive".to_owned());
         }
@@ -390,5 +397,20 @@ mod tests {
         assert_eq!(cli.effective_concurrency(), 8);
         assert_eq!(cli.quantity, QuantityRange::new(1, 2).unwrap());
         assert!(cli.validate().is_ok());
+    }
+
+    #[test]
+    fn values_clap_cannot_check_are_validated() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["x", "sustained", "--admin-password", "p"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).unwrap().validate()
+        };
+        assert!(parse(&[]).is_ok());
+        assert!(parse(&["--read-ratio", "1.5"]).is_err());
+        assert!(parse(&["--user-prefix", "has space"]).is_err());
+        assert!(parse(&["--user-prefix", ""]).is_err());
+        assert!(parse(&["--duration-s", "0"]).is_err());
+        assert!(parse(&["--price", "0"]).is_err());
     }
 }
