@@ -27,6 +27,15 @@ pub(crate) const JWT_SECRET: &str = "e2e-jwt-secret-0123456789abcdefghijklmnopqr
 pub(crate) const PASSWORD: &str = "correct horse battery";
 
 const START_DEADLINE: Duration = Duration::from_secs(30);
+/// Tries of a set-up request (registration, login) before the test gives up.
+const SETUP_ATTEMPTS: u32 = 8;
+
+/// Exponential pause before retry `attempt` (none before the first try).
+async fn backoff(attempt: u32) {
+    if attempt > 0 {
+        tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+    }
+}
 
 /// Builds the server binary once per test run (a no-op when it is fresh) and returns its
 /// path. `cargo test` releases the build lock before running tests, so this nested build
@@ -165,8 +174,11 @@ pub(crate) async fn spawn_app_with(mode: Mode, extra_env: &[(&str, &str)]) -> Te
         }
     };
     let client = Client::builder()
-        .timeout(Duration::from_secs(60))
+        .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(64)
+        // Well under the server's 5 s keep-alive: never reuse a connection the server may be
+        // closing at that very moment (a loaded machine otherwise sees spurious resets).
+        .pool_idle_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
     let app = TestApp {
@@ -235,16 +247,23 @@ impl TestApp {
     }
 
     pub(crate) async fn register(&self, username: &str, password: &str) -> Response {
+        self.try_register(username, password).await.unwrap()
+    }
+
+    async fn try_register(&self, username: &str, password: &str) -> reqwest::Result<Response> {
         self.client
             .post(self.url("/api/auth/register"))
             .json(&json!({ "username": username, "password": password }))
             .send()
             .await
-            .unwrap()
     }
 
     /// Logs in with the OAuth2 password form.
     pub(crate) async fn login(&self, username: &str, password: &str) -> Response {
+        self.try_login(username, password).await.unwrap()
+    }
+
+    async fn try_login(&self, username: &str, password: &str) -> reqwest::Result<Response> {
         self.client
             .post(self.url("/api/auth/login"))
             .form(&[
@@ -254,31 +273,80 @@ impl TestApp {
             ])
             .send()
             .await
-            .unwrap()
     }
 
+    /// Logs in and returns the token. Retries what a loaded machine can make transient
+    /// (a reset connection, a 503); logging in twice is harmless.
     pub(crate) async fn token(&self, username: &str, password: &str) -> String {
-        let response = self.login(username, password).await;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, StatusCode::OK, "login failed: {body}");
-        body["access_token"].as_str().unwrap().to_owned()
+        let mut last = String::new();
+        for attempt in 0..SETUP_ATTEMPTS {
+            backoff(attempt).await;
+            match self.try_login(username, password).await {
+                Ok(response) if response.status() == StatusCode::OK => {
+                    let body: Value = response.json().await.unwrap();
+                    return body["access_token"].as_str().unwrap().to_owned();
+                }
+                Ok(response) if response.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    last = response.text().await.unwrap_or_default();
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    panic!("login failed: {status} {}", response.text().await.unwrap());
+                }
+                Err(error) => last = error.to_string(),
+            }
+        }
+        panic!("login kept failing: {last}\n{}", self.logs());
     }
 
     pub(crate) async fn admin_token(&self) -> String {
         self.token(ADMIN_USERNAME, ADMIN_PASSWORD).await
     }
 
-    /// Registers and logs in a user.
+    /// Registers and logs in a user. Retries transient failures (reset connections,
+    /// 503s); a retried registration that finds the name taken was the first attempt
+    /// succeeding unseen.
     pub(crate) async fn user(&self, username: &str) -> TestUser {
-        let response = self.register(username, PASSWORD).await;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, StatusCode::CREATED, "register failed: {body}");
+        let mut registered = false;
+        let mut last = String::new();
+        for attempt in 0..SETUP_ATTEMPTS {
+            backoff(attempt).await;
+            let response = match self.try_register(username, PASSWORD).await {
+                Ok(response) => response,
+                Err(error) => {
+                    last = error.to_string();
+                    continue;
+                }
+            };
+            match response.status() {
+                StatusCode::CREATED => {
+                    registered = true;
+                    break;
+                }
+                StatusCode::CONFLICT if attempt > 0 => {
+                    registered = true;
+                    break;
+                }
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    last = response.text().await.unwrap_or_default();
+                }
+                status => panic!(
+                    "register failed: {status} {}",
+                    response.text().await.unwrap()
+                ),
+            }
+        }
+        assert!(
+            registered,
+            "registration kept failing: {last}\n{}",
+            self.logs()
+        );
+        let token = self.token(username, PASSWORD).await;
+        let me: Value = self.get(&token, "/api/auth/me").await.json().await.unwrap();
         TestUser {
-            id: body["id"].as_u64().unwrap(),
+            id: me["id"].as_u64().unwrap(),
             username: username.to_owned(),
-            token: self.token(username, PASSWORD).await,
+            token,
         }
     }
 
