@@ -11,6 +11,8 @@ use serde_json::Value;
 
 /// Largest page the tool asks for when it reads purchases back.
 const PAGE_SIZE: usize = 100;
+/// Idle connections are dropped after this (see `build_http_client`).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Bound on the pages read for one buyer, so a misbehaving server cannot loop us forever.
 const MAX_PAGES: usize = 100_000;
 
@@ -103,7 +105,9 @@ pub(crate) fn build_http_client(options: ClientOptions) -> Result<Client, reqwes
         .http1_only()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(options.pool.max(1))
-        .pool_idle_timeout(Duration::from_secs(60))
+        // Under the server's keep-alive (actix: 5 s): never reuse a connection the server
+        // may be closing at that moment, which would fail a request that is never retried.
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .connect_timeout(options.connect_timeout)
         .timeout(options.request_timeout)
         .user_agent(concat!("inventory-loadgen/", env!("CARGO_PKG_VERSION")))

@@ -302,4 +302,105 @@ mod tests {
         assert!(first.contains(&3));
         assert_eq!(first, (0..100).map(|_| again.next()).collect::<Vec<_>>());
     }
+
+    /// A scripted HTTP/1.1 server on loopback: answers the i-th request with `replies[i]`
+    /// and reports the Idempotency-Key of each request it saw.
+    async fn scripted_server(
+        replies: Vec<&'static str>,
+    ) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (keys, seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut replies = replies.into_iter();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buffer = vec![0_u8; 8192];
+                let mut filled = 0;
+                loop {
+                    let read = socket.read(&mut buffer[filled..]).await.unwrap_or(0);
+                    if read == 0 {
+                        break;
+                    }
+                    filled += read;
+                    let text = String::from_utf8_lossy(&buffer[..filled]).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = header(&text, "content-length").map_or(0, |v| v.parse().unwrap());
+                    if filled < end + 4 + length {
+                        continue;
+                    }
+                    keys.send(header(&text, "idempotency-key").unwrap_or_default())
+                        .unwrap();
+                    filled = 0;
+                    let Some(reply) = replies.next() else { return };
+                    socket.write_all(reply.as_bytes()).await.unwrap();
+                }
+            }
+        });
+        (url, seen)
+    }
+
+    fn header(request: &str, name: &str) -> Option<String> {
+        request.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    }
+
+    const BUSY: &str =
+        "HTTP/1.1 503 Service Unavailable\r\nretry-after: 0\r\ncontent-length: 2\r\n\r\n{}";
+    const CREATED: &str = "HTTP/1.1 201 Created\r\ncontent-length: 9\r\n\r\n{\"id\": 7}";
+    const SOLD_OUT: &str = "HTTP/1.1 409 Conflict\r\ncontent-length: 2\r\n\r\n{}";
+
+    async fn purchase_against(replies: Vec<&'static str>, retries: u32) -> (Sent, Vec<String>) {
+        let (url, mut seen) = scripted_server(replies).await;
+        let options = crate::client::ClientOptions {
+            pool: 1,
+            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(1),
+        };
+        let api = Api::new(crate::client::build_http_client(options).unwrap(), &url);
+        let product = Id::from_json(&Value::from(1)).unwrap();
+        let key = idempotency_key();
+        let request = api.purchase_request("token", &product, 1, &key).unwrap();
+        let sequence = AtomicU64::new(5);
+        let sent = send_purchase(api.http(), request, &sequence, Instant::now(), retries).await;
+        assert_eq!(
+            sequence.load(Ordering::Relaxed),
+            6,
+            "one send-order number per purchase"
+        );
+        let mut keys = Vec::new();
+        while let Ok(key) = seen.try_recv() {
+            keys.push(key);
+        }
+        assert!(keys.iter().all(|seen| *seen == key), "{keys:?} vs {key}");
+        (sent, keys)
+    }
+
+    #[tokio::test]
+    async fn a_503_is_retried_with_the_same_idempotency_key() {
+        let (sent, keys) = purchase_against(vec![BUSY, BUSY, CREATED], 3).await;
+        assert_eq!((sent.seq, sent.status), (5, Status::Code(201)));
+        assert_eq!(sent.purchase_id, Id::from_json(&Value::from(7)));
+        assert_eq!(keys.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn purchases_are_not_retried_by_default() {
+        let (sent, keys) = purchase_against(vec![BUSY, CREATED], 0).await;
+        assert_eq!(sent.status, Status::Code(503));
+        assert_eq!(keys.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_conflict_is_sold_out_and_final() {
+        let (sent, keys) = purchase_against(vec![SOLD_OUT, CREATED], 3).await;
+        assert_eq!(sent.status, Status::Code(409));
+        assert_eq!(sent.purchase_id, None);
+        assert_eq!(keys.len(), 1);
+    }
 }

@@ -206,6 +206,10 @@ fn black_friday_at_small_size_sells_exactly_the_stock() {
         "500",
         "--setup-concurrency",
         "8",
+        // A loaded CI machine may answer 503 (lock wait timeout); the retry reuses the
+        // Idempotency-Key, so it cannot buy twice, and the counts below stay exact.
+        "--retries-on-503",
+        "5",
         "--json",
         &paths[0],
         "--chart",
