@@ -206,3 +206,42 @@ async fn connecting_to_a_dead_redis_fails_fast() {
     };
     assert!(error.is_backend(), "{error}");
 }
+
+/// Acquire futures dropped at arbitrary points — before sending, while the
+/// script is in flight, after the reply — never leave the key held: an attempt
+/// whose outcome the caller never saw is released in the background, long
+/// before its 10 s lease would have run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquire_futures_dropped_mid_flight_leave_nothing_held() {
+    let fixture = RedisFixture::start();
+    let lock = fixture.lock().await;
+    let mut raw = fixture.connection().await;
+    let mut cancelled = 0;
+    for round in 0..200u64 {
+        // Cut the future short after 0–199 µs: early rounds drop it before the
+        // request leaves, later ones while it is in flight or being answered.
+        let budget = Duration::from_micros(round);
+        match tokio::time::timeout(budget, lock.acquire(&key("midflight"), &options())).await {
+            Ok(guard) => guard.unwrap().release().await.unwrap(),
+            Err(_) => cancelled += 1,
+        }
+        // Whatever happened, the key must become free again without waiting
+        // for its TTL.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let exists: bool = raw.exists(key("midflight").as_str()).await.unwrap();
+            if !exists {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: key left held"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    assert!(
+        cancelled > 0,
+        "no acquire was cancelled; the test exercised nothing"
+    );
+}
