@@ -182,7 +182,11 @@ impl Backend for RedisBackend {
     }
 
     async fn release(&self, key: &LockKey, token: &LockToken) -> Result<bool, LockError> {
-        release(&self.connection, key, token).await
+        let released = release(&self.connection, key, token).await?;
+        if released && let Some(wakeups) = &self.wakeups {
+            wakeups.notify_local(&key.release_channel());
+        }
+        Ok(released)
     }
 
     async fn extend(

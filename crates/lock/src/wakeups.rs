@@ -127,6 +127,16 @@ impl Wakeups {
         ReleaseWatch::new(receiver, Some(Box::new(slot)))
     }
 
+    /// Wakes this process's waiters on `channel` at once, without waiting for
+    /// the release's PUBLISH to come back from Redis. The PUBLISH still arrives
+    /// (and wakes them again, harmlessly: a woken waiter that finds the lock
+    /// taken just waits again) and is what wakes other processes.
+    pub(crate) fn notify_local(&self, channel: &str) {
+        if let Some(entry) = lock(&self.channels).get(channel) {
+            entry.releases.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
     /// Unsubscribes channels that had no waiter for a whole sweep interval.
     async fn sweep(&self) {
         let Some(connection) = &self.connection else {
