@@ -110,7 +110,7 @@ async fn exactly_the_stock_is_sold_to_a_thousand_buyers(mode: Mode) {
     assert_eq!(created.len(), 100);
     assert_eq!(sold_out, 900);
 
-    let stock = app.stock(&admin, id).await;
+    let stock = app.read(&admin, &format!("/api/products/{id}/stock")).await;
     assert_eq!(stock["stock"], 0);
     assert_eq!(stock["sold"], 100);
     let ids: HashSet<u64> = created.iter().map(|r| r["id"].as_u64().unwrap()).collect();
@@ -134,12 +134,8 @@ async fn exactly_the_stock_is_sold_to_a_thousand_buyers(mode: Mode) {
     assert_eq!(winners.len(), 100);
     let records: usize = stream::iter(users.iter())
         .map(|u| async {
-            let list: Vec<Value> = app
-                .get(&u.token, "/api/purchases/me")
-                .await
-                .json()
-                .await
-                .unwrap();
+            let list = app.read(&u.token, "/api/purchases/me").await;
+            let list = list.as_array().unwrap();
             assert_eq!(
                 list.len(),
                 usize::from(winners.contains(&u.id)),
@@ -194,7 +190,7 @@ async fn random_quantities_sum_to_what_left(mode: Mode) {
             other => panic!("unexpected {other}: {body}"),
         }
     }
-    let stock = app.stock(&admin, id).await;
+    let stock = app.read(&admin, &format!("/api/products/{id}/stock")).await;
     assert_eq!(stock["sold"], accepted);
     assert_eq!(stock["stock"].as_u64().unwrap() + accepted, STOCK as u64);
     // 1,000 buyers asking 1–5 units each drain 100 units to below the smallest refused ask.

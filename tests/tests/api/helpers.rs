@@ -308,6 +308,7 @@ impl TestApp {
     /// succeeding unseen.
     pub(crate) async fn user(&self, username: &str) -> TestUser {
         let mut registered = false;
+        let mut id = None;
         let mut last = String::new();
         for attempt in 0..SETUP_ATTEMPTS {
             backoff(attempt).await;
@@ -320,6 +321,8 @@ impl TestApp {
             };
             match response.status() {
                 StatusCode::CREATED => {
+                    let body: Value = response.json().await.unwrap();
+                    id = body["id"].as_u64();
                     registered = true;
                     break;
                 }
@@ -342,12 +345,66 @@ impl TestApp {
             self.logs()
         );
         let token = self.token(username, PASSWORD).await;
-        let me: Value = self.get(&token, "/api/auth/me").await.json().await.unwrap();
+        let id = match id {
+            Some(id) => id,
+            None => self.own_id(&token).await,
+        };
         TestUser {
-            id: me["id"].as_u64().unwrap(),
+            id,
             username: username.to_owned(),
             token,
         }
+    }
+
+    /// GET a JSON document, retrying transient failures (reads are safe to repeat).
+    pub(crate) async fn read(&self, token: &str, path: &str) -> Value {
+        let mut last = String::new();
+        for attempt in 0..SETUP_ATTEMPTS {
+            backoff(attempt).await;
+            match self
+                .client
+                .get(self.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+            {
+                Ok(response) if response.status() == StatusCode::OK => {
+                    return response.json().await.unwrap();
+                }
+                Ok(response) if response.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    last = response.text().await.unwrap_or_default();
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    panic!("GET {path}: {status} {}", response.text().await.unwrap());
+                }
+                Err(error) => last = error.to_string(),
+            }
+        }
+        panic!("GET {path} kept failing: {last}\n{}", self.logs());
+    }
+
+    /// The caller's id from `/api/auth/me`, retrying transient failures.
+    async fn own_id(&self, token: &str) -> u64 {
+        let mut last = String::new();
+        for attempt in 0..SETUP_ATTEMPTS {
+            backoff(attempt).await;
+            match self
+                .client
+                .get(self.url("/api/auth/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+            {
+                Ok(response) if response.status() == StatusCode::OK => {
+                    let me: Value = response.json().await.unwrap();
+                    return me["id"].as_u64().unwrap();
+                }
+                Ok(response) => last = response.text().await.unwrap_or_default(),
+                Err(error) => last = error.to_string(),
+            }
+        }
+        panic!("/api/auth/me kept failing: {last}\n{}", self.logs());
     }
 
     pub(crate) async fn create_product(
