@@ -138,6 +138,7 @@ pub(crate) fn assemble(run: &RunResult<'_>) -> Report {
         fired_within_window: run
             .config
             .window_ms
+            .filter(|window| *window > 0)
             .map(|window| last_sent - first_sent <= window * 1000),
         sold_out_ms: sold_out_us(purchases, first_sent).map(us_to_ms),
         requests: purchases.len() as u64,
@@ -524,6 +525,37 @@ mod tests {
         }
         assert_eq!(value["other_errors"], 1);
         assert!(value.get("ratio_to_health").is_none());
+    }
+
+    #[test]
+    fn window_zero_has_no_window_to_be_within() {
+        let purchases = [sample(0, 201), sample(1, 409)];
+        let read_back = ReadBack {
+            final_stock: vec![0],
+            records: vec![vec![PurchaseRecord {
+                id: id(1),
+                product_id: id(42),
+                quantity: 1,
+            }]],
+        };
+        let config = Config {
+            stock: 1,
+            window_ms: Some(0),
+            ..config()
+        };
+        let report = assemble(&RunResult {
+            scenario: "black-friday",
+            base_url: "http://127.0.0.1:8000",
+            config: &config,
+            products: &[id(42)],
+            purchases: &purchases,
+            reads: &[],
+            read_back: &read_back,
+            health: None,
+        });
+        assert_eq!(report.fired_within_window, None);
+        assert!(render(&report).contains("all released at once"));
+        assert!(report.ok);
     }
 
     #[test]

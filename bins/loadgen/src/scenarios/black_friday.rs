@@ -18,6 +18,10 @@ use super::{Planned, Quantities, Sample, idempotency_key, send_purchase, warm_up
 use crate::client::{Api, Id};
 use crate::setup::Buyer;
 
+/// Tokio's timers fire on millisecond ticks, rounded up, and the woken task then has to
+/// be scheduled: the time a slot may run late.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
+
 /// How a burst is fired.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BurstOptions {
@@ -112,13 +116,15 @@ pub(crate) async fn fire(
     collect(tasks, count).await
 }
 
-/// Offset of send `index` of `count` in the window: evenly spread, the first at 0 and
-/// the last one slot before the window ends.
+/// Offset of send `index` of `count` in the window: evenly spread from 0 over the window
+/// less `TIMER_SLACK`, so that the last send, woken on a millisecond timer tick, still
+/// leaves within the window.
 pub(crate) fn slot(window: Duration, index: usize, count: usize) -> Duration {
     if count == 0 {
         return Duration::ZERO;
     }
-    let nanos = window.as_nanos() * index as u128 / count as u128;
+    let usable = window.saturating_sub(TIMER_SLACK);
+    let nanos = usable.as_nanos() * index as u128 / count as u128;
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
@@ -177,9 +183,10 @@ mod tests {
     fn slots_spread_evenly_inside_the_window() {
         let window = Duration::from_millis(1000);
         assert_eq!(slot(window, 0, 1000), Duration::ZERO);
-        assert_eq!(slot(window, 500, 1000), Duration::from_millis(500));
-        assert_eq!(slot(window, 999, 1000), Duration::from_millis(999));
-        assert!(slot(window, 999, 1000) < window);
+        assert_eq!(slot(window, 500, 1000), Duration::from_millis(499));
+        assert_eq!(slot(window, 999, 1000), Duration::from_nanos(997_002_000));
+        assert!(slot(window, 999, 1000) + TIMER_SLACK < window);
+        assert!(slot(Duration::from_millis(1), 5, 10).is_zero());
     }
 
     #[test]
