@@ -332,8 +332,12 @@ pub(crate) fn render(report: &Report) -> String {
         report.purchases_per_sec, report.requests_per_sec
     );
     write_latency(&mut out, "latency", &report.latency_ms);
-    write_latency(&mut out, " accepted", &report.latency_accepted_ms);
-    write_latency(&mut out, " refused", &report.latency_refused_ms);
+    if report.accepted > 0 && report.accepted < report.requests {
+        write_latency(&mut out, " accepted", &report.latency_accepted_ms);
+    }
+    if report.refused_sold_out > 0 && report.refused_sold_out < report.requests {
+        write_latency(&mut out, " refused", &report.latency_refused_ms);
+    }
     let _ = writeln!(
         out,
         "  stock         initial {}  final {}  removed {}",

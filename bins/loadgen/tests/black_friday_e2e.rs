@@ -1,6 +1,6 @@
 //! End to end: the loadgen binary runs black-friday at a small size (stock 20, 200 buyers)
-//! against the real server binary (in-memory mode) on loopback, and the JSON report's
-//! counts are asserted. The server is built if needed, started on a free port, awaited
+//! against the real server binary on loopback, in memory mode and in Redis mode (a fresh
+//! redis-server from lockstock-test-support), and the JSON report's counts are asserted. The server is built if needed, started on a free port, awaited
 //! through GET /health with a deadline, and killed on drop.
 
 #![expect(
@@ -51,13 +51,18 @@ struct Server {
 impl Server {
     /// Starts the server on a port of its choosing (`BIND_ADDR` port 0), learns the port
     /// from its `listening on ADDR` line, then waits for GET /health to answer 200.
-    fn start() -> Self {
+    fn start(redis_url: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("server.log");
         let output = File::create(&log).expect("server log");
-        let child = Command::new(server_binary())
+        let mut command = Command::new(server_binary());
+        if let Some(url) = redis_url {
+            command.env("REDIS_URL", url);
+        } else {
+            command.env_remove("REDIS_URL");
+        }
+        let child = command
             .current_dir(dir.path())
-            .env_remove("REDIS_URL")
             .env_remove("REDIS_CLUSTER_NODES")
             .env_remove("REDLOCK_NODES")
             .env_remove("LOCK_MODE")
@@ -182,8 +187,19 @@ fn read_report(path: &Path) -> Value {
 }
 
 #[test]
-fn black_friday_at_small_size_sells_exactly_the_stock() {
-    let server = Server::start();
+fn black_friday_in_memory_mode_sells_exactly_the_stock() {
+    black_friday_sells_exactly_the_stock(&Server::start(None));
+}
+
+#[test]
+fn black_friday_in_redis_mode_sells_exactly_the_stock() {
+    let redis = lockstock_test_support::RedisServer::start();
+    black_friday_sells_exactly_the_stock(&Server::start(Some(&redis.url())));
+}
+
+/// Two sales in a row against `server`: the first registers the buyers, the second
+/// reuses their cached tokens.
+fn black_friday_sells_exactly_the_stock(server: &Server) {
     let work = tempfile::tempdir().expect("temp dir");
     let json = work.path().join("report.json");
     let chart = work.path().join("chart.svg");
