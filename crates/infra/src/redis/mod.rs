@@ -9,6 +9,7 @@ mod keys;
 mod products;
 mod purchases;
 mod scripts;
+mod stock_watch;
 mod users;
 
 use std::sync::Arc;
@@ -89,6 +90,7 @@ pub struct RedisStore {
     pool: Pool,
     lock: RedisLock,
     lock_options: AcquireOptions,
+    stock_watch: stock_watch::StockWatch,
 }
 
 impl RedisStore {
@@ -119,6 +121,7 @@ impl RedisStore {
             lock_options: AcquireOptions::default()
                 .with_ttl(settings.lock_ttl)
                 .with_wait_timeout(settings.lock_wait_timeout),
+            stock_watch: stock_watch::StockWatch::default(),
         };
         store
             .ping()

@@ -132,6 +132,7 @@ impl ProductRepository for RedisStore {
             Err(store) => ProductError::Store(store),
         })?;
         let level = restock_outcome(id, quantity, &reply)?;
+        self.stock_watch.publish(id, level.stock);
         crate::metrics::stock(id, level.stock);
         Ok(level)
     }

@@ -11,6 +11,11 @@
 //!    stock check, decrement, record, log, index, idempotency record — one step;
 //! 4. the release.
 //!
+//! While queued for the lock, a request also watches the levels this process's
+//! scripts publish ([`super::stock_watch`]): once the product cannot cover it
+//! any more, it leaves the queue with "insufficient stock" instead of waiting
+//! for a lock turn only to hear the same from the script.
+//!
 //! Every request carries an idempotency record key: the client's
 //! `Idempotency-Key`, or a server-made operation id. If the script's reply is
 //! lost (timeout, dropped connection), that record says whether the purchase
@@ -201,16 +206,20 @@ impl RedisStore {
         record_ttl: Duration,
         fingerprint: &str,
     ) -> Result<Outcome, PurchaseError> {
-        let guard = self
-            .lock
-            .acquire(&keys::product_lock(purchase.product_id), &self.lock_options)
-            .await
-            .map_err(
-                |error| match lock_failure(error, self.lock_options.wait_timeout()) {
+        let lock_key = keys::product_lock(purchase.product_id);
+        let acquire = self.lock.acquire(&lock_key, &self.lock_options);
+        let sold_out = self
+            .stock_watch
+            .falls_below(purchase.product_id, u64::from(purchase.quantity));
+        let guard = tokio::select! {
+            guard = acquire => guard.map_err(|error| {
+                match lock_failure(error, self.lock_options.wait_timeout()) {
                     Ok(retry_after) => PurchaseError::LockTimeout { retry_after },
                     Err(store) => PurchaseError::Store(store),
-                },
-            )?;
+                }
+            })?,
+            available = sold_out => return Ok(Outcome::Insufficient { available }),
+        };
         let mut connection = self.connection().await?;
         let reply = scripts::PURCHASE
             .prepare(&guard)
@@ -276,6 +285,7 @@ impl RedisStore {
     ) -> Result<PurchaseReceipt, PurchaseError> {
         match outcome {
             Outcome::Created { remaining } => {
+                self.stock_watch.publish(purchase.product_id, remaining);
                 crate::metrics::stock(purchase.product_id, remaining);
                 Ok(PurchaseReceipt {
                     purchase,
@@ -289,10 +299,13 @@ impl RedisStore {
             } => self.replay(purchase, remaining).await,
             Outcome::KeyReused => Err(PurchaseError::IdempotencyKeyReused),
             Outcome::NoProduct => Err(PurchaseError::ProductNotFound(purchase.product_id)),
-            Outcome::Insufficient { available } => Err(PurchaseError::InsufficientStock {
-                requested: purchase.quantity,
-                available,
-            }),
+            Outcome::Insufficient { available } => {
+                self.stock_watch.publish(purchase.product_id, available);
+                Err(PurchaseError::InsufficientStock {
+                    requested: purchase.quantity,
+                    available,
+                })
+            }
         }
     }
 
