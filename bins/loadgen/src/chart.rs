@@ -14,6 +14,8 @@ const WIDTH: u32 = 1100;
 const HEIGHT: u32 = 1200;
 /// Above this many purchases the per-request markers are left out (the line stays).
 const MAX_MARKERS: usize = 5_000;
+/// Points of the cumulative line at most (keeps the SVG small for long runs).
+const MAX_LINE_POINTS: usize = 2_000;
 const ACCEPTED: RGBColor = RGBColor(0x1b, 0x9e, 0x77);
 const REFUSED: RGBColor = RGBColor(0xd9, 0x5f, 0x02);
 const OTHER: RGBColor = RGBColor(0x75, 0x70, 0xb3);
@@ -146,10 +148,7 @@ fn outcome_panel(
         .x_label_formatter(&whole)
         .y_label_formatter(&whole)
         .draw()?;
-    let line = cumulative
-        .iter()
-        .enumerate()
-        .map(|(i, n)| ((i + 1) as f64, *n as f64));
+    let line = thinned(&cumulative, MAX_LINE_POINTS).map(|(i, n)| ((i + 1) as f64, n as f64));
     chart
         .draw_series(LineSeries::new(line, BLACK.stroke_width(1)))?
         .label("accepted so far")
@@ -215,6 +214,18 @@ fn x_extent(series: &[Bucket]) -> f64 {
     series.last().map_or(1.0, |b| b.start_ms.max(1.0))
 }
 
+/// At most about `limit` evenly spaced `(index, value)` pairs of `values`, always
+/// including the last one, so that a thinned line still ends where the data ends.
+fn thinned(values: &[u64], limit: usize) -> impl Iterator<Item = (usize, u64)> + '_ {
+    let step = values.len().div_ceil(limit.max(1)).max(1);
+    let last = values.len().checked_sub(1);
+    values
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(move |(i, _)| i % step == 0 || Some(*i) == last)
+}
+
 /// Number of accepted purchases among the first `i + 1` sent, for each `i`.
 pub(crate) fn cumulative_accepted(purchases: &[Sample]) -> Vec<u64> {
     purchases
@@ -252,6 +263,17 @@ mod tests {
             sample(3, 503),
         ];
         assert_eq!(cumulative_accepted(&purchases), [1, 1, 2, 2]);
+    }
+
+    #[test]
+    fn long_lines_are_thinned_but_keep_their_ends() {
+        let values: Vec<u64> = (0..10_001).collect();
+        let points: Vec<(usize, u64)> = thinned(&values, 2_000).collect();
+        assert!(points.len() <= 2_002, "{}", points.len());
+        assert_eq!(points.first(), Some(&(0, 0)));
+        assert_eq!(points.last(), Some(&(10_000, 10_000)));
+        assert_eq!(thinned(&[1, 2, 3], 2_000).count(), 3);
+        assert_eq!(thinned(&[], 2_000).count(), 0);
     }
 
     #[test]
