@@ -145,6 +145,17 @@ impl RedisStore {
             .map_err(|error| StoreError::unavailable("getting a Redis connection", error))
     }
 
+    /// The connection for guarded scripts, used while the product lock is held.
+    ///
+    /// In single-node mode the lock node is the data node, so the lock's own
+    /// multiplexed connection reaches the data. Unlike a pool checkout (which
+    /// deadpool-redis verifies with a PING round trip every time), it costs no
+    /// round trip — and every round trip inside the critical section is paid
+    /// once per purchase of a hot product, serially.
+    fn guarded_connection(&self) -> redis::aio::ConnectionManager {
+        self.lock.connection()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
         redis::cmd("PING")

@@ -115,7 +115,7 @@ impl ProductRepository for RedisStore {
                     Err(store) => ProductError::Store(store),
                 },
             )?;
-        let mut connection = self.connection().await?;
+        let mut connection = self.guarded_connection();
         let reply = scripts::RESTOCK
             .prepare(&guard)
             .key(keys::product(id))

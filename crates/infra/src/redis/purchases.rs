@@ -220,7 +220,7 @@ impl RedisStore {
             })?,
             available = sold_out => return Ok(Outcome::Insufficient { available }),
         };
-        let mut connection = self.connection().await?;
+        let mut connection = self.guarded_connection();
         let reply = scripts::PURCHASE
             .prepare(&guard)
             .key(keys::product(purchase.product_id))
