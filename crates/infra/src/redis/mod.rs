@@ -172,6 +172,32 @@ impl HealthCheck for RedisStore {
     }
 }
 
+/// The inclusive index range of a page in a sorted set (ZRANGE start stop).
+fn index_range(page: inventory_domain::Page) -> (isize, isize) {
+    let start = isize::try_from(page.offset()).unwrap_or(isize::MAX);
+    let len = isize::try_from(page.limit()).unwrap_or(isize::MAX);
+    (start, start.saturating_add(len - 1))
+}
+
+/// HGETALL of every key, in one pipelined round trip, in order.
+async fn read_hashes(
+    connection: &mut deadpool_redis::Connection,
+    keys: impl Iterator<Item = String>,
+    context: &str,
+) -> Result<Vec<codec::Fields>, StoreError> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.hgetall(key);
+    }
+    if pipe.is_empty() {
+        // An empty pipeline is an error in redis-rs, not an empty answer.
+        return Ok(Vec::new());
+    }
+    pipe.query_async(connection)
+        .await
+        .map_err(|error| unavailable(context, error))
+}
+
 /// A Redis failure as the domain sees it.
 fn unavailable(context: &str, error: redis::RedisError) -> StoreError {
     StoreError::unavailable(context.to_owned(), error)

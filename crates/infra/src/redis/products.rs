@@ -67,24 +67,13 @@ impl ProductRepository for RedisStore {
 
     async fn list(&self, page: Page) -> Result<Vec<Product>, StoreError> {
         let mut connection = self.connection().await?;
-        let start = isize::try_from(page.offset()).unwrap_or(isize::MAX);
-        let stop = start.saturating_add(isize::try_from(page.limit()).unwrap_or(0) - 1);
+        let (start, stop) = super::index_range(page);
         let ids: Vec<u64> = connection
             .zrange(keys::PRODUCTS, start, stop)
             .await
             .map_err(|error| unavailable("listing products", error))?;
-        if ids.is_empty() {
-            // An empty pipeline is an error in redis-rs, not an empty answer.
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hgetall(keys::product(ProductId(*id)));
-        }
-        let rows: Vec<Fields> = pipe
-            .query_async(&mut connection)
-            .await
-            .map_err(|error| unavailable("reading products", error))?;
+        let hashes = ids.into_iter().map(|id| keys::product(ProductId(id)));
+        let rows = super::read_hashes(&mut connection, hashes, "reading products").await?;
         rows.iter()
             .filter(|fields| !fields.is_empty())
             .map(codec::product)

@@ -140,24 +140,13 @@ impl PurchaseService for RedisStore {
 
     async fn list_for_user(&self, user: UserId, page: Page) -> Result<Vec<Purchase>, StoreError> {
         let mut connection = self.connection().await?;
-        let start = isize::try_from(page.offset()).unwrap_or(isize::MAX);
-        let stop = start.saturating_add(isize::try_from(page.limit()).unwrap_or(0) - 1);
+        let (start, stop) = super::index_range(page);
         let ids: Vec<u64> = connection
             .zrevrange(keys::user_purchases(user), start, stop)
             .await
             .map_err(|error| unavailable("listing purchases", error))?;
-        if ids.is_empty() {
-            // An empty pipeline is an error in redis-rs, not an empty answer.
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hgetall(keys::purchase(PurchaseId(*id)));
-        }
-        let rows: Vec<Fields> = pipe
-            .query_async(&mut connection)
-            .await
-            .map_err(|error| unavailable("reading purchases", error))?;
+        let hashes = ids.into_iter().map(|id| keys::purchase(PurchaseId(id)));
+        let rows = super::read_hashes(&mut connection, hashes, "reading purchases").await?;
         rows.iter().map(codec::purchase).collect()
     }
 }
