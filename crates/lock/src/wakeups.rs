@@ -193,7 +193,7 @@ async fn sweep_idle(wakeups: Weak<Wakeups>) {
 
 /// Called on the connection's task for every push frame: must not block.
 fn on_push(channels: &Channels, push: PushInfo) {
-    let channels = lock(channels);
+    let mut channels = lock(channels);
     match push.kind {
         PushKind::Message => {
             let Some(Value::BulkString(name)) = push.data.first() else {
@@ -208,8 +208,11 @@ fn on_push(channels: &Channels, push: PushInfo) {
         }
         // Messages published while we were disconnected are gone: wake everyone
         // to look again rather than sleep on a signal that may never come.
+        // The next waiter subscribes again, which also makes the connection
+        // manager reconnect if it has not yet.
         PushKind::Disconnection => {
-            for channel in channels.values() {
+            for channel in channels.values_mut() {
+                channel.subscribed = false;
                 channel.releases.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
