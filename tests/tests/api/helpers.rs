@@ -209,6 +209,11 @@ impl TestApp {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// The test's own redis-server (Redis mode only).
+    pub(crate) fn redis(&self) -> Option<&RedisServer> {
+        self._redis.as_ref()
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.server.id()
     }

@@ -180,3 +180,69 @@ fn unreachable_redis_fails_fast() {
         started.elapsed()
     );
 }
+
+/// SIGTERM while a purchase is waiting for its product's lock: the server stops
+/// taking new work but lets the purchase finish (201, stock decremented once),
+/// then exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_purchase_finish() {
+    let mut app = crate::helpers::spawn_app_with(
+        Mode::Redis,
+        &[("LOCK_WAIT_TIMEOUT_MS", "20000"), ("LOCK_TTL_MS", "20000")],
+    )
+    .await;
+    let admin = app.admin_token().await;
+    let product = app.create_product(&admin, "Draining", 100, 5).await;
+    let id = product["id"].as_u64().unwrap();
+    let buyer = app.user("drain_buyer").await;
+    let redis_addr = app.redis().expect("Redis mode").socket_addr();
+    let redis = |args: &[&str]| {
+        lockstock_test_support::command(redis_addr, args, Duration::from_secs(5)).unwrap()
+    };
+    // Someone else holds the product's lock, so the purchase has to wait.
+    let lock = format!("{{product:{id}}}:lock");
+    let channel = format!("lockstock:released:{lock}");
+    redis(&["SET", &lock, "held-by-the-test", "PX", "20000"]);
+    let purchase = {
+        let request = app
+            .client
+            .post(app.url("/api/purchases"))
+            .bearer_auth(&buyer.token)
+            .json(&serde_json::json!({ "product_id": id, "quantity": 1 }));
+        tokio::spawn(async move { request.send().await })
+    };
+    // The server's waiter subscribes to the release channel after its first
+    // refusal: that is the event that says the purchase is in flight.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = redis(&["PUBSUB", "NUMSUB", &channel]);
+        let subscribed = format!("{reply:?}").contains("Integer(1)");
+        if subscribed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the purchase never waited for the lock"
+        );
+        tokio::task::yield_now().await;
+    }
+
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", app.pid())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Release the lock the way a holder would: the waiting purchase proceeds.
+    redis(&["DEL", &lock]);
+    redis(&["PUBLISH", &channel, "1"]);
+
+    let response = purchase
+        .await
+        .unwrap()
+        .expect("the in-flight purchase was answered");
+    assert_eq!(response.status(), StatusCode::CREATED, "{}", app.logs());
+    let exit = tokio::task::block_in_place(|| app.wait_for_exit(Duration::from_secs(30)));
+    assert!(exit.success(), "exit status {exit:?}:\n{}", app.logs());
+    let stock = redis(&["HGET", &format!("{{product:{id}}}:data"), "stock"]);
+    assert_eq!(stock.as_text().as_deref(), Some("4"));
+}
