@@ -245,3 +245,64 @@ async fn acquire_futures_dropped_mid_flight_leave_nothing_held() {
         "no acquire was cancelled; the test exercised nothing"
     );
 }
+
+/// Retries `try_acquire` on a throwaway key until the lock's connections work
+/// again after a Redis restart (the first command after a restart may fail).
+async fn until_reconnected(lock: &RedisLock) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match lock.try_acquire(&key("reconnect-probe"), &options()).await {
+            Ok(Some(guard)) => {
+                guard.release().await.unwrap();
+                return;
+            }
+            Ok(None) => panic!("nobody else uses the probe key"),
+            Err(error) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no reconnect: {error}"
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
+/// Release notifications survive a Redis restart: a waiter whose fallback
+/// backoff is longer than its whole wait is still woken by the release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_ups_survive_a_redis_restart() {
+    let mut fixture = RedisFixture::start();
+    let holder_process = fixture.lock().await;
+    let waiter_process = fixture.lock().await;
+    let patient = options()
+        .with_wait_timeout(Duration::from_secs(3))
+        .with_backoff(Duration::from_secs(4), Duration::from_secs(5));
+    let hand_off = async |holder_process: &RedisLock, waiter_process: &RedisLock| {
+        let holder = holder_process
+            .acquire(&key("restart"), &options())
+            .await
+            .unwrap();
+        let waiter = {
+            let waiter_process = waiter_process.clone();
+            let patient = patient.clone();
+            tokio::spawn(async move { waiter_process.acquire(&key("restart"), &patient).await })
+        };
+        suite::until("waiter to contend", || {
+            waiter_process.local_waiters(&key("restart")) == 1
+        })
+        .await;
+        holder.release().await.unwrap();
+        let granted = waiter.await.unwrap().expect("woken by the release");
+        granted.release().await.unwrap();
+    };
+    // Before the restart: the waiter's process subscribes to the key's channel.
+    hand_off(&holder_process, &waiter_process).await;
+
+    fixture.server.kill();
+    fixture.server.restart();
+    until_reconnected(&holder_process).await;
+    until_reconnected(&waiter_process).await;
+
+    hand_off(&holder_process, &waiter_process).await;
+}
