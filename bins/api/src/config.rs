@@ -72,6 +72,12 @@ pub struct RedisConfig {
     pub lock_mode: LockMode,
     /// Independent lock nodes (Redlock mode).
     pub redlock_nodes: Vec<SecretString>,
+    /// Longest wait for a Redis reply, and for a pool connection
+    /// (`REDIS_RESPONSE_TIMEOUT_MS`). A purchase whose reply does not come in
+    /// time is settled through its idempotency record.
+    pub response_timeout: Duration,
+    /// Data connections in the pool (`REDIS_POOL_SIZE`).
+    pub pool_size: usize,
 }
 
 /// How product locks are taken in Redis mode.
@@ -190,6 +196,19 @@ impl Settings {
                 reason: "LOCK_MODE=redlock needs the lock nodes",
             });
         }
+        let response_timeout = Duration::from_millis(bounded(
+            var("REDIS_RESPONSE_TIMEOUT_MS"),
+            "REDIS_RESPONSE_TIMEOUT_MS",
+            2000,
+            10..=60_000,
+        )?);
+        let pool_size = usize::try_from(bounded(
+            var("REDIS_POOL_SIZE"),
+            "REDIS_POOL_SIZE",
+            32,
+            1..=1024,
+        )?)
+        .map_err(|e| invalid("REDIS_POOL_SIZE", e.to_string()))?;
         let storage = if development {
             StorageSettings::Memory
         } else {
@@ -198,6 +217,8 @@ impl Settings {
                 cluster_nodes,
                 lock_mode,
                 redlock_nodes,
+                response_timeout,
+                pool_size,
             })
         };
 

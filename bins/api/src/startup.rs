@@ -195,6 +195,8 @@ async fn connect(settings: &Settings) -> anyhow::Result<Repositories> {
             let mut redis_settings = RedisSettings::new(url.expose_secret());
             redis_settings.lock_ttl = settings.lock.ttl;
             redis_settings.lock_wait_timeout = settings.lock.wait_timeout;
+            redis_settings.response_timeout = redis.response_timeout;
+            redis_settings.pool_size = redis.pool_size;
             let repositories = inventory_infra::redis::connect(&redis_settings)
                 .await
                 .context("REDIS_URL: cannot use Redis")?;

@@ -146,6 +146,8 @@ fn invalid_configuration_stops_start_up_naming_the_variable() {
         ("LOG_FORMAT", "xml"),
         ("MAX_PURCHASE_QUANTITY", "0"),
         ("LOCK_WAIT_TIMEOUT_MS", "soon"),
+        ("REDIS_RESPONSE_TIMEOUT_MS", "5"),
+        ("REDIS_POOL_SIZE", "0"),
     ] {
         let (status, output) = run_until_exit(&[(name, value)]);
         assert!(!status.success(), "{name}={value} started");
