@@ -198,6 +198,27 @@ async fn read_hashes(
         .map_err(|error| unavailable(context, error))
 }
 
+/// A failed acquire: `Ok(retry_after)` when the caller should retry later
+/// (timed out waiting), else the storage failure.
+fn lock_failure(error: LockError, wait: Duration) -> Result<Duration, StoreError> {
+    if error.is_timeout() {
+        // Suggest retrying after about one wait period; at least a second.
+        Ok(wait.max(Duration::from_secs(1)))
+    } else {
+        Err(StoreError::unavailable("taking a product lock", error))
+    }
+}
+
+/// A failed guarded script: a lost lease wrote nothing and is retryable like a
+/// lock timeout; anything else is a storage failure.
+fn script_failure(error: LockError) -> Result<Duration, StoreError> {
+    if error.is_lease_lost() {
+        Ok(Duration::from_secs(1))
+    } else {
+        Err(StoreError::unavailable("running a guarded script", error))
+    }
+}
+
 /// A Redis failure as the domain sees it.
 fn unavailable(context: &str, error: redis::RedisError) -> StoreError {
     StoreError::unavailable(context.to_owned(), error)

@@ -10,8 +10,7 @@ use inventory_lock::DistributedLock;
 use redis::{AsyncCommands, Value};
 
 use super::codec::{self, Fields};
-use super::{RedisStore, keys, scripts, unavailable};
-use crate::redis::purchases::{lock_failure, script_failure};
+use super::{RedisStore, keys, lock_failure, script_failure, scripts, unavailable};
 
 #[async_trait]
 impl ProductRepository for RedisStore {

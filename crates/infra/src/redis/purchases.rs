@@ -25,14 +25,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use inventory_domain::{
-    IDEMPOTENCY_KEY_TTL, Page, Price, Purchase, PurchaseError, PurchaseId, PurchaseOrder,
-    PurchaseReceipt, PurchaseService, StoreError, UserId,
+    IDEMPOTENCY_KEY_TTL, Page, Price, ProductId, Purchase, PurchaseError, PurchaseId,
+    PurchaseOrder, PurchaseReceipt, PurchaseService, StoreError, UserId,
 };
-use inventory_lock::{DistributedLock, LockError};
+use inventory_lock::DistributedLock;
 use redis::{AsyncCommands, Value};
 
 use super::codec::{self, Fields};
-use super::{RedisStore, keys, scripts, unavailable};
+use super::{RedisStore, keys, lock_failure, script_failure, scripts, unavailable};
 
 /// How long the record of a request without `Idempotency-Key` is kept: long
 /// enough to settle a lost reply, short enough not to pile up.
@@ -232,7 +232,11 @@ impl RedisStore {
             tracing::warn!(%error, "releasing a product lock after a purchase");
         }
         match reply {
-            Ok(reply) => parse_outcome(&reply).map_err(PurchaseError::Store),
+            Ok(reply) => {
+                let outcome = parse_outcome(&reply).map_err(PurchaseError::Store)?;
+                self.publish_level(purchase.product_id, &outcome);
+                Ok(outcome)
+            }
             Err(error) if error.is_unknown_outcome() => {
                 tracing::warn!(%error, "purchase reply lost; settling through the idempotency record");
                 Err(PurchaseError::OutcomeUnknown)
@@ -267,6 +271,18 @@ impl RedisStore {
         }
     }
 
+    /// Tells the requests queued behind this product's lock the level the script
+    /// just read. Only script replies are published: a level a queued request
+    /// learned from the watch itself is not news, and republishing it would wake
+    /// every other queued request once per refusal.
+    fn publish_level(&self, product: ProductId, outcome: &Outcome) {
+        match *outcome {
+            Outcome::Created { remaining } => self.stock_watch.publish(product, remaining),
+            Outcome::Insufficient { available } => self.stock_watch.publish(product, available),
+            Outcome::Replay { .. } | Outcome::KeyReused | Outcome::NoProduct => {}
+        }
+    }
+
     async fn receipt(
         &self,
         purchase: Purchase,
@@ -274,7 +290,6 @@ impl RedisStore {
     ) -> Result<PurchaseReceipt, PurchaseError> {
         match outcome {
             Outcome::Created { remaining } => {
-                self.stock_watch.publish(purchase.product_id, remaining);
                 crate::metrics::stock(purchase.product_id, remaining);
                 Ok(PurchaseReceipt {
                     purchase,
@@ -288,13 +303,10 @@ impl RedisStore {
             } => self.replay(purchase, remaining).await,
             Outcome::KeyReused => Err(PurchaseError::IdempotencyKeyReused),
             Outcome::NoProduct => Err(PurchaseError::ProductNotFound(purchase.product_id)),
-            Outcome::Insufficient { available } => {
-                self.stock_watch.publish(purchase.product_id, available);
-                Err(PurchaseError::InsufficientStock {
-                    requested: purchase.quantity,
-                    available,
-                })
-            }
+            Outcome::Insufficient { available } => Err(PurchaseError::InsufficientStock {
+                requested: purchase.quantity,
+                available,
+            }),
         }
     }
 
@@ -343,25 +355,4 @@ fn parse_outcome(reply: &[Value]) -> Result<Outcome, StoreError> {
         },
         _ => return Err(unexpected()),
     })
-}
-
-/// A failed acquire: `Ok(retry_after)` when the caller should retry later
-/// (timed out waiting), else the storage failure.
-pub(super) fn lock_failure(error: LockError, wait: Duration) -> Result<Duration, StoreError> {
-    if error.is_timeout() {
-        // Suggest retrying after about one wait period; at least a second.
-        Ok(wait.max(Duration::from_secs(1)))
-    } else {
-        Err(StoreError::unavailable("taking a product lock", error))
-    }
-}
-
-/// A failed guarded script: a lost lease wrote nothing and is retryable like a
-/// lock timeout; anything else is a storage failure.
-pub(super) fn script_failure(error: LockError) -> Result<Duration, StoreError> {
-    if error.is_lease_lost() {
-        Ok(Duration::from_secs(1))
-    } else {
-        Err(StoreError::unavailable("running a guarded script", error))
-    }
 }
