@@ -306,3 +306,48 @@ async fn wake_ups_survive_a_redis_restart() {
 
     hand_off(&holder_process, &waiter_process).await;
 }
+
+/// Scripts Redis has executed so far (`EVALSHA` calls), from `INFO commandstats`.
+async fn evalsha_calls(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(raw)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+/// The background release of a guard dropped after its lease expired has run
+/// (Redis executed it) and left the next holder's lock untouched. Unlike the
+/// shared test, this waits for the release itself rather than hoping it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_release_of_a_stale_guard_spares_the_next_holder() {
+    let fixture = RedisFixture::start();
+    let lock = fixture.lock().await;
+    let mut raw = fixture.connection().await;
+    let stale = lock
+        .acquire(
+            &key("stale-drop"),
+            &options().with_ttl(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap();
+    stale.lost().await;
+    let next = lock.acquire(&key("stale-drop"), &options()).await.unwrap();
+    let before = evalsha_calls(&mut raw).await;
+    drop(stale);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while evalsha_calls(&mut raw).await <= before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the background release never ran"
+        );
+        tokio::task::yield_now().await;
+    }
+    let holder: Option<String> = raw.get(key("stale-drop").as_str()).await.unwrap();
+    assert_eq!(holder.as_deref(), Some(next.token().as_str()));
+    next.release().await.unwrap();
+}
