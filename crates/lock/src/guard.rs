@@ -161,9 +161,12 @@ impl LockGuard {
     /// Releases the lock now. `Err(NotOwner)` means the lease had already expired
     /// (and the key may belong to someone else, whom this call did not disturb).
     pub async fn release(mut self) -> Result<(), LockError> {
+        // `released` is set only once the reply is in: if this future is dropped
+        // while the request is in flight (a cancelled caller, a script reload),
+        // `Drop` still hands an owner-checked release to the background releaser.
+        let result = self.backend.release(&self.key, &self.token).await;
         self.released = true;
         metrics::hold(self.backend.name(), self.acquired_at.elapsed());
-        let result = self.backend.release(&self.key, &self.token).await;
         match &result {
             Ok(true) => metrics::release(self.backend.name(), "released"),
             Ok(false) => metrics::release(self.backend.name(), "not_owner"),
@@ -225,5 +228,68 @@ impl fmt::Debug for LockGuard {
             .field("remaining", &self.remaining())
             .field("lost", &self.lost.is_cancelled())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::backend::{Attempt, ReleaseWatch};
+
+    /// A backend whose release request never gets a reply, and which counts
+    /// releases handed to the background.
+    #[derive(Default)]
+    struct Unanswered {
+        detached: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Backend for Unanswered {
+        fn name(&self) -> &'static str {
+            "unanswered"
+        }
+        async fn attempt(
+            &self,
+            _: &LockKey,
+            _: &LockToken,
+            _: Duration,
+        ) -> Result<Attempt, LockError> {
+            unreachable!("the test builds its guard directly")
+        }
+        async fn release(&self, _: &LockKey, _: &LockToken) -> Result<bool, LockError> {
+            std::future::pending().await
+        }
+        async fn extend(&self, _: &LockKey, _: &LockToken, _: Duration) -> Result<bool, LockError> {
+            std::future::pending().await
+        }
+        fn release_detached(&self, _: LockKey, _: LockToken, _: Instant) {
+            self.detached.fetch_add(1, Ordering::SeqCst);
+        }
+        async fn watch_releases(&self, _: &LockKey) -> ReleaseWatch {
+            ReleaseWatch::none()
+        }
+    }
+
+    /// A `release()` abandoned while its request is in flight still releases:
+    /// the guard hands the owner-checked release to the background.
+    #[tokio::test]
+    async fn a_release_cancelled_mid_flight_falls_back_to_the_background() {
+        let backend = Arc::new(Unanswered::default());
+        let guard = LockGuard::new(
+            LockKey::new("k").unwrap(),
+            LockToken::random(),
+            FencingToken::new(1),
+            AcquireOptions::default(),
+            backend.clone(),
+            Instant::now(),
+            1,
+        );
+        let release = tokio::time::timeout(Duration::ZERO, guard.release()).await;
+        assert!(release.is_err(), "the release cannot have completed");
+        assert_eq!(backend.detached.load(Ordering::SeqCst), 1);
     }
 }

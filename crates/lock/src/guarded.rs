@@ -13,7 +13,9 @@
 //! #     conn: &mut redis::aio::ConnectionManager,
 //! # ) -> Result<(), inventory_lock::LockError> {
 //! use std::sync::LazyLock;
-//! use inventory_lock::{AcquireOptions, DistributedLock, GuardedScript, LockKey};
+//! use inventory_lock::{
+//!     AcquireOptions, DistributedLock, Fused, GuardedScript, LockKey, ScriptArgs,
+//! };
 //!
 //! // KEYS[1] counter · ARGV[1] amount. `FENCE` holds this holder's fencing token.
 //! static DEBIT: LazyLock<GuardedScript> = LazyLock::new(|| {
@@ -34,6 +36,16 @@
 //!     .invoke(conn)
 //!     .await?;
 //! guard.release().await?;
+//!
+//! // The same body as one atomic acquire → write → release step, when the
+//! // lock is free: one round trip instead of three.
+//! match lock
+//!     .run_fused::<i64>(DEBIT.prepare_fused(&key).key("{account:7}:balance").arg(30))
+//!     .await?
+//! {
+//!     Fused::Ran(left) => { let _ = left; }
+//!     Fused::Busy => { /* held elsewhere: acquire and `prepare` as above */ }
+//! }
 //! # let _ = left;
 //! # Ok(())
 //! # }
@@ -48,30 +60,42 @@ use redis::{FromRedisValue, Script, ScriptInvocation, ToRedisArgs};
 
 use crate::error::LockError;
 use crate::guard::LockGuard;
-use crate::scripts::{GUARD_PRELUDE, LEASE_LOST_CODE};
+use crate::key::LockKey;
+use crate::scripts::{FUSED_PRELUDE, GUARD_PRELUDE, LEASE_LOST_CODE, LOCK_HELD_CODE};
 
 /// A Lua body wrapped so that it runs only under a held lock. Build it once
-/// (e.g. in a `static LazyLock`): its SHA is computed once and Redis caches the script.
+/// (e.g. in a `static LazyLock`): its SHAs are computed once and Redis caches
+/// the scripts.
+///
+/// Two forms share the body: [`GuardedScript::prepare`] runs it under a lock
+/// you hold; [`GuardedScript::prepare_fused`] builds one atomic
+/// acquire → body → release step for [`crate::RedisLock::run_fused`], which
+/// costs one round trip instead of three when the lock is free.
 #[derive(Debug)]
 pub struct GuardedScript {
-    script: Script,
+    guarded: Script,
+    fused: Script,
 }
 
 impl GuardedScript {
     /// Wraps `body`. Inside it, `KEYS` and `ARGV` are exactly what the caller
-    /// passes to [`GuardedInvocation::key`] / [`GuardedInvocation::arg`], and the
-    /// number `FENCE` is the holder's fencing token.
+    /// passes to [`ScriptArgs::key`] / [`ScriptArgs::arg`], and the number
+    /// `FENCE` is the holder's fencing token.
     pub fn new(body: &str) -> Self {
-        let source =
-            format!("{GUARD_PRELUDE}\nlocal function body()\n{body}\nend\nreturn body()\n");
+        let wrap = |prelude: &str| {
+            Script::new(&format!(
+                "{prelude}\nlocal function body()\n{body}\nend\nreturn body()\n"
+            ))
+        };
         Self {
-            script: Script::new(&source),
+            guarded: wrap(GUARD_PRELUDE),
+            fused: wrap(FUSED_PRELUDE),
         }
     }
 
     /// Starts an invocation on behalf of `guard`'s holder.
     pub fn prepare<'a>(&'a self, guard: &'a LockGuard) -> GuardedInvocation<'a> {
-        let mut invocation = self.script.prepare_invoke();
+        let mut invocation = self.guarded.prepare_invoke();
         invocation
             .key(guard.key().as_str())
             .key(guard.key().fence_key())
@@ -79,6 +103,26 @@ impl GuardedScript {
             .arg(guard.fencing_token().get());
         GuardedInvocation { invocation, guard }
     }
+
+    /// Starts the fused form for `key`: take the lock if it is free, run the
+    /// body, release — one atomic step. Run it with [`crate::RedisLock::run_fused`].
+    pub fn prepare_fused<'a>(&'a self, key: &'a LockKey) -> FusedInvocation<'a> {
+        let mut invocation = self.fused.prepare_invoke();
+        invocation.key(key.as_str()).key(key.fence_key());
+        FusedInvocation { invocation, key }
+    }
+}
+
+/// Keys and arguments of a guarded or fused invocation. One trait for both
+/// forms, so a caller can fill either with the same function.
+pub trait ScriptArgs: Sized {
+    /// Appends a key (visible to the body as the next `KEYS[i]`).
+    #[must_use]
+    fn key(self, key: impl ToRedisArgs) -> Self;
+
+    /// Appends an argument (visible to the body as the next `ARGV[i]`).
+    #[must_use]
+    fn arg(self, arg: impl ToRedisArgs) -> Self;
 }
 
 /// Keys and arguments of one guarded write; see [`GuardedScript`].
@@ -87,19 +131,19 @@ pub struct GuardedInvocation<'a> {
     guard: &'a LockGuard,
 }
 
-impl GuardedInvocation<'_> {
-    /// Appends a key (visible to the body as the next `KEYS[i]`).
-    pub fn key(mut self, key: impl ToRedisArgs) -> Self {
+impl ScriptArgs for GuardedInvocation<'_> {
+    fn key(mut self, key: impl ToRedisArgs) -> Self {
         self.invocation.key(key);
         self
     }
 
-    /// Appends an argument (visible to the body as the next `ARGV[i]`).
-    pub fn arg(mut self, arg: impl ToRedisArgs) -> Self {
+    fn arg(mut self, arg: impl ToRedisArgs) -> Self {
         self.invocation.arg(arg);
         self
     }
+}
 
+impl GuardedInvocation<'_> {
     /// Runs the script. `Err(LeaseLost)` if the lease is known lost locally (then
     /// nothing is sent) or if Redis found the lock no longer ours (then nothing was
     /// written). A [`LockError::Backend`] whose [`LockError::is_unknown_outcome`] is
@@ -116,6 +160,55 @@ impl GuardedInvocation<'_> {
                 Err(self.guard.lease_lost())
             }
             Err(error) => Err(LockError::backend("guarded write", self.guard.key(), error)),
+        }
+    }
+}
+
+/// What a fused step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fused<T> {
+    /// The lock was free: it was taken, the body ran and returned this, and the
+    /// lock was released, all in one atomic step.
+    Ran(T),
+    /// The lock is held (here or elsewhere), or another caller in this process
+    /// is already waiting for it: nothing ran. Take the lock the ordinary way.
+    Busy,
+}
+
+/// Keys and arguments of one fused step; see [`GuardedScript::prepare_fused`].
+pub struct FusedInvocation<'a> {
+    invocation: ScriptInvocation<'a>,
+    key: &'a LockKey,
+}
+
+impl ScriptArgs for FusedInvocation<'_> {
+    fn key(mut self, key: impl ToRedisArgs) -> Self {
+        self.invocation.key(key);
+        self
+    }
+
+    fn arg(mut self, arg: impl ToRedisArgs) -> Self {
+        self.invocation.arg(arg);
+        self
+    }
+}
+
+impl FusedInvocation<'_> {
+    /// The lock key the step takes.
+    pub(crate) fn lock_key(&self) -> &LockKey {
+        self.key
+    }
+
+    /// Sends the step. Crate-internal: only [`crate::RedisLock::run_fused`]
+    /// may run it, after checking that nobody in this process is queued first.
+    pub(crate) async fn invoke<T: FromRedisValue>(
+        self,
+        connection: &mut impl redis::aio::ConnectionLike,
+    ) -> Result<Fused<T>, LockError> {
+        match self.invocation.invoke_async(connection).await {
+            Ok(value) => Ok(Fused::Ran(value)),
+            Err(error) if error.code() == Some(LOCK_HELD_CODE) => Ok(Fused::Busy),
+            Err(error) => Err(LockError::backend("fused write", self.key, error)),
         }
     }
 }

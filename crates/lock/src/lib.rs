@@ -5,6 +5,7 @@ mod acquire;
 mod backend;
 mod backoff;
 pub mod error;
+mod group_commit;
 mod guard;
 mod guarded;
 pub mod key;
@@ -21,8 +22,9 @@ mod wakeups;
 mod watchdog;
 
 pub use error::{InvalidKey, InvalidOptions, LockError};
+pub use group_commit::{Abandoned, Committer, GroupCommit};
 pub use guard::LockGuard;
-pub use guarded::{GuardedInvocation, GuardedScript};
+pub use guarded::{Fused, FusedInvocation, GuardedInvocation, GuardedScript, ScriptArgs};
 pub use key::LockKey;
 pub use local::LocalLock;
 pub use lock::DistributedLock;

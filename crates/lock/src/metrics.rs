@@ -21,6 +21,11 @@ pub const LEASES_LOST: &str = "lock_leases_lost_total";
 /// Counter: releases. Labels: `backend`, `result` (`released`, `not_owner`, `error`).
 pub const RELEASES: &str = "lock_releases_total";
 
+/// Histogram: items committed per group-commit batch. Label: `backend`.
+pub const BATCH_SIZE: &str = "lock_group_commit_batch_size";
+/// Counter: fused acquire-run-release steps. Labels: `backend`, `result` (`ran`, `busy`).
+pub const FUSED: &str = "lock_fused_total";
+
 pub(crate) fn wait(backend: &'static str, outcome: &'static str, waited: Duration) {
     metrics::histogram!(WAIT_SECONDS, "backend" => backend, "outcome" => outcome)
         .record(waited.as_secs_f64());
@@ -47,4 +52,13 @@ pub(crate) fn lease_lost(backend: &'static str) {
 
 pub(crate) fn release(backend: &'static str, result: &'static str) {
     metrics::counter!(RELEASES, "backend" => backend, "result" => result).increment(1);
+}
+
+pub(crate) fn batch(backend: &'static str, items: usize) {
+    #[expect(clippy::cast_precision_loss, reason = "batch sizes are small")]
+    metrics::histogram!(BATCH_SIZE, "backend" => backend).record(items as f64);
+}
+
+pub(crate) fn fused(backend: &'static str, result: &'static str) {
+    metrics::counter!(FUSED, "backend" => backend, "result" => result).increment(1);
 }

@@ -95,5 +95,35 @@ if tonumber(redis.call('GET', fence_key)) ~= FENCE then
 end
 ";
 
+/// Prepended to the fused form of every [`crate::GuardedScript`]: take the
+/// lock, run the caller's mutation and release the lock, as one atomic step —
+/// or do nothing if the lock is held.
+///
+/// Expects KEYS[1] lock key, KEYS[2] fencing counter; removes them, so the body
+/// sees its own KEYS and ARGV starting at 1, plus the local `FENCE`.
+///
+/// Why this is the same as acquire → guarded write → release: Redis runs one
+/// script at a time, so between this script's first and last command nobody
+/// else can take, observe or release the lock. "Take the free lock, write,
+/// delete the lock" inside one script is therefore indistinguishable from
+/// "find the lock free, write" — except for the fencing counter, which must
+/// move exactly as an ordinary acquisition moves it, so that fencing tokens
+/// stay strictly increasing across fused and ordinary holds and a paused
+/// ordinary holder from before is refused by its guarded write's fence check.
+/// `PTTL` answers -2 only for a missing key; a key without expiry (-1) or with
+/// a lease left counts as held, and its remaining lease comes back in the error.
+pub(crate) const FUSED_PRELUDE: &str = r"
+local lock_key = table.remove(KEYS, 1)
+local fence_key = table.remove(KEYS, 1)
+local held = redis.call('PTTL', lock_key)
+if held ~= -2 then
+  return redis.error_reply('LOCK_HELD ' .. held)
+end
+local FENCE = redis.call('INCR', fence_key)
+";
+
+/// The error code the fused prelude answers with when the lock is held.
+pub(crate) const LOCK_HELD_CODE: &str = "LOCK_HELD";
+
 /// The error code the guard prelude answers with.
 pub(crate) const LEASE_LOST_CODE: &str = "LEASE_LOST";

@@ -13,6 +13,7 @@ use crate::backend::{Attempt, Backend, ReleaseWatch};
 use crate::backoff;
 use crate::error::LockError;
 use crate::guard::LockGuard;
+use crate::guarded::{Fused, FusedInvocation};
 use crate::key::LockKey;
 use crate::lock::DistributedLock;
 use crate::options::AcquireOptions;
@@ -114,6 +115,38 @@ impl RedisLock {
     /// when the protected data lives on the lock's node.
     pub fn connection(&self) -> ConnectionManager {
         self.backend.connection.clone()
+    }
+
+    /// Runs a fused step ([`crate::GuardedScript::prepare_fused`]): if `key` is
+    /// free, Redis takes it, runs the body and releases it in one atomic script
+    /// (one round trip, a fresh fencing token); otherwise nothing runs and the
+    /// answer is [`Fused::Busy`].
+    ///
+    /// Same-process FIFO is kept: the step is only sent when nobody in this
+    /// process is queued for or contending for `key`; otherwise it is `Busy`
+    /// at once, and the caller should [`DistributedLock::acquire`] (joining the
+    /// line). A lost reply is a [`LockError::Backend`] whose
+    /// [`LockError::is_unknown_outcome`] is true: the body may or may not have
+    /// run. Nothing is left held either way.
+    pub async fn run_fused<T: redis::FromRedisValue>(
+        &self,
+        invocation: FusedInvocation<'_>,
+    ) -> Result<Fused<T>, LockError> {
+        let Some(_head) = self.queue.try_enter(invocation.lock_key()) else {
+            crate::metrics::fused("redis", "busy");
+            return Ok(Fused::Busy);
+        };
+        let result = invocation
+            .invoke(&mut self.backend.connection.clone())
+            .await;
+        if let Ok(outcome) = &result {
+            let label = match outcome {
+                Fused::Ran(_) => "ran",
+                Fused::Busy => "busy",
+            };
+            crate::metrics::fused("redis", label);
+        }
+        result
     }
 
     fn backend(&self) -> Arc<dyn Backend> {

@@ -11,6 +11,7 @@ use redis::{AsyncCommands, Value};
 
 use super::codec::{self, Fields};
 use super::{RedisStore, keys, lock_failure, script_failure, scripts, unavailable};
+use inventory_lock::ScriptArgs;
 
 #[async_trait]
 impl ProductRepository for RedisStore {

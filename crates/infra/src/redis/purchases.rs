@@ -33,6 +33,7 @@ use redis::{AsyncCommands, Value};
 
 use super::codec::{self, Fields};
 use super::{RedisStore, keys, lock_failure, script_failure, scripts, unavailable};
+use inventory_lock::ScriptArgs;
 
 /// How long the record of a request without `Idempotency-Key` is kept: long
 /// enough to settle a lost reply, short enough not to pile up.

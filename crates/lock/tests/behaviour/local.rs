@@ -31,6 +31,23 @@ impl Fixture for LocalFixture {
     }
 }
 
+macro_rules! group_commit_behaviour {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            crate::group_commit::$name(Arc::new(LocalFixture::default())).await;
+        }
+    )*};
+}
+
+group_commit_behaviour!(
+    batches_keep_arrival_order,
+    batch_of_one_is_one_hold_per_caller,
+    lock_timeout_answers_every_member,
+    a_panicking_committer_strands_nobody,
+    a_caller_gone_from_the_line_is_skipped,
+);
+
 macro_rules! shared_behaviour {
     ($($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

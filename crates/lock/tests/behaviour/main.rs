@@ -11,6 +11,7 @@
     reason = "tests panic on failure"
 )]
 
+mod group_commit;
 mod local;
 mod redis;
 mod suite;

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use inventory_lock::{
-    DistributedLock, GuardedScript, LockError, LockGuard, RedisLock, RedisLockConfig,
+    DistributedLock, Fused, GuardedScript, LockError, LockGuard, RedisLock, RedisLockConfig,
+    ScriptArgs,
 };
 use lockstock_test_support::RedisServer;
 use redis::AsyncCommands;
@@ -66,6 +67,23 @@ impl Fixture for RedisFixture {
         value.unwrap_or(0)
     }
 }
+
+macro_rules! group_commit_behaviour {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            crate::group_commit::$name(Arc::new(RedisFixture::start())).await;
+        }
+    )*};
+}
+
+group_commit_behaviour!(
+    batches_keep_arrival_order,
+    batch_of_one_is_one_hold_per_caller,
+    lock_timeout_answers_every_member,
+    a_panicking_committer_strands_nobody,
+    a_caller_gone_from_the_line_is_skipped,
+);
 
 macro_rules! shared_behaviour {
     ($($name:ident),* $(,)?) => {$(
@@ -350,4 +368,112 @@ async fn background_release_of_a_stale_guard_spares_the_next_holder() {
     let holder: Option<String> = raw.get(key("stale-drop").as_str()).await.unwrap();
     assert_eq!(holder.as_deref(), Some(next.token().as_str()));
     next.release().await.unwrap();
+}
+
+/// `INCR` of the register as a fused step; the body returns its `FENCE`.
+static FUSED_INCR: std::sync::LazyLock<GuardedScript> =
+    std::sync::LazyLock::new(|| GuardedScript::new("redis.call('INCR', KEYS[1]) return FENCE"));
+
+/// A fused step never runs while another process holds the lock: it answers
+/// `Busy` and writes nothing; once the lock is released it runs, minting the
+/// next fencing token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fused_step_never_runs_while_another_process_holds_the_lock() {
+    let fixture = RedisFixture::start();
+    let holder_process = fixture.lock().await;
+    let fused_process = fixture.lock().await;
+    let holder = holder_process
+        .acquire(&key("fused-held"), &options())
+        .await
+        .unwrap();
+    let fused = fused_process
+        .run_fused::<u64>(FUSED_INCR.prepare_fused(&key("fused-held")).key(REGISTER))
+        .await
+        .unwrap();
+    assert_eq!(fused, Fused::Busy);
+    assert_eq!(fixture.register().await, 0, "a busy step wrote");
+    let fence = holder.fencing_token().get();
+    holder.release().await.unwrap();
+    let fused = fused_process
+        .run_fused::<u64>(FUSED_INCR.prepare_fused(&key("fused-held")).key(REGISTER))
+        .await
+        .unwrap();
+    assert_eq!(fused, Fused::Ran(fence + 1));
+    assert_eq!(fixture.register().await, 1);
+    let mut raw = fixture.connection().await;
+    let exists: bool = raw.exists(key("fused-held").as_str()).await.unwrap();
+    assert!(!exists, "the fused step left the lock held");
+}
+
+/// 1,000 fused increments from one process interleaved with 1,000 increments
+/// by a lock holder in another process that reads the register with a plain
+/// GET, yields, and writes back read + 1 with a guarded SET. If a fused step
+/// ever ran inside the other process's hold, that write-back would erase it.
+/// Fencing tokens seen by both stay strictly increasing, shared between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fused_and_lock_holding_writers_interleaved_stay_exact() {
+    const ROUNDS: usize = 1_000;
+    let fixture = Arc::new(RedisFixture::start());
+    let fused_process = fixture.lock().await;
+    let holder_process = fixture.lock().await;
+    let fused_writer = {
+        let fixture = Arc::clone(&fixture);
+        tokio::spawn(async move {
+            let lock_key = key("interleave");
+            let mut fences = Vec::new();
+            while fences.len() < ROUNDS {
+                let step = FUSED_INCR.prepare_fused(&lock_key).key(REGISTER);
+                match fused_process.run_fused::<u64>(step).await.unwrap() {
+                    Fused::Ran(fence) => fences.push(fence),
+                    // Busy: take the lock the ordinary way, as a caller would.
+                    Fused::Busy => {
+                        let guard = fused_process
+                            .acquire(&key("interleave"), &options())
+                            .await
+                            .unwrap();
+                        let value = fixture.register().await;
+                        fixture.guarded_set(&guard, value + 1).await.unwrap();
+                        fences.push(guard.fencing_token().get());
+                        guard.release().await.unwrap();
+                    }
+                }
+            }
+            fences
+        })
+    };
+    let holding_writer = {
+        let fixture = Arc::clone(&fixture);
+        tokio::spawn(async move {
+            let mut fences = Vec::new();
+            for _ in 0..ROUNDS {
+                let guard = holder_process
+                    .acquire(&key("interleave"), &options())
+                    .await
+                    .unwrap();
+                let value = fixture.register().await;
+                tokio::task::yield_now().await;
+                fixture.guarded_set(&guard, value + 1).await.unwrap();
+                fences.push(guard.fencing_token().get());
+                guard.release().await.unwrap();
+            }
+            fences
+        })
+    };
+    let fused_fences = fused_writer.await.unwrap();
+    let holder_fences = holding_writer.await.unwrap();
+    assert_eq!(fixture.register().await, 2 * ROUNDS as u64);
+    for fences in [&fused_fences, &holder_fences] {
+        assert!(
+            fences.windows(2).all(|pair| pair[0] < pair[1]),
+            "{fences:?}"
+        );
+    }
+    let mut all: Vec<u64> = fused_fences.iter().chain(&holder_fences).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        2 * ROUNDS,
+        "a fencing token was handed out twice"
+    );
 }
