@@ -3,9 +3,10 @@
 //! Every variable of SPEC §5 is read here and nowhere else. A variable that is set but
 //! invalid stops the start-up with an error naming it.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, num::NonZeroUsize, time::Duration};
 
 use inventory_domain::{Password, Username};
+use inventory_infra::redis::DEFAULT_PURCHASE_BATCH_MAX;
 use rand::RngExt;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -47,6 +48,9 @@ pub struct Settings {
     pub lock: LockSettings,
     /// Largest quantity of one purchase (`MAX_PURCHASE_QUANTITY`).
     pub max_purchase_quantity: u32,
+    /// Most purchases of one product committed under one lock hold
+    /// (`PURCHASE_BATCH_MAX`; 1 = no batching).
+    pub purchase_batch_max: NonZeroUsize,
     /// Log output (`LOG_FORMAT`).
     pub log_format: LogFormat,
 }
@@ -135,6 +139,10 @@ pub enum LogFormat {
 
 /// Shortest JWT secret accepted, in bytes.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
+/// Largest `PURCHASE_BATCH_MAX` accepted: a batch is one Lua script, and Redis
+/// serves nobody else while it runs.
+pub const PURCHASE_BATCH_MAX_LIMIT: u64 = 1024;
+
 /// Largest `MAX_PURCHASE_QUANTITY` accepted (keeps totals far from overflow).
 pub const MAX_PURCHASE_QUANTITY_LIMIT: u32 = 1_000_000;
 
@@ -295,6 +303,15 @@ impl Settings {
             1..=u64::from(MAX_PURCHASE_QUANTITY_LIMIT),
         )?)
         .map_err(|e| invalid("MAX_PURCHASE_QUANTITY", e.to_string()))?;
+        let purchase_batch_max = usize::try_from(bounded(
+            var("PURCHASE_BATCH_MAX"),
+            "PURCHASE_BATCH_MAX",
+            DEFAULT_PURCHASE_BATCH_MAX.get() as u64,
+            1..=PURCHASE_BATCH_MAX_LIMIT,
+        )?)
+        .ok()
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| invalid("PURCHASE_BATCH_MAX", "must be a positive integer".into()))?;
         let log_format = match var("LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -314,6 +331,7 @@ impl Settings {
             admin,
             lock,
             max_purchase_quantity,
+            purchase_batch_max,
             log_format,
         })
     }
@@ -466,6 +484,8 @@ mod tests {
             ("JWT_SECRET", "short"),
             ("BCRYPT_COST", "3"),
             ("BCRYPT_COST", "32"),
+            ("PURCHASE_BATCH_MAX", "0"),
+            ("PURCHASE_BATCH_MAX", "1025"),
             ("BCRYPT_COST", "twelve"),
             ("JWT_TTL_SECONDS", "0"),
             ("LOCK_TTL_MS", "-5"),

@@ -43,6 +43,10 @@ pub struct Problem {
     /// Seconds after which a retry makes sense (lock-timeout, rate-limited).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// The key a purchase whose outcome is unknown is recorded under
+    /// (outcome-unknown): retry with `Idempotency-Key: <operation_id>` to learn it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<String>,
     /// Every field that failed validation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
@@ -120,12 +124,13 @@ pub enum ApiError {
     /// Same idempotency key, different request body.
     #[error("idempotency key reused")]
     IdempotencyKeyReused,
-    /// A request with the same idempotency key is still running.
-    #[error("idempotency key in flight")]
-    IdempotencyInFlight,
-    /// The outcome of a purchase is unknown; retry with the same key.
+    /// The outcome of a purchase is unknown; retrying with `operation_id` as the
+    /// Idempotency-Key replays the real outcome.
     #[error("purchase outcome unknown")]
-    OutcomeUnknown,
+    OutcomeUnknown {
+        /// The key the outcome is recorded under.
+        operation_id: String,
+    },
     /// Too many failed logins.
     #[error("too many failed attempts")]
     RateLimited {
@@ -163,10 +168,7 @@ impl ApiError {
             ApiError::InsufficientStock { .. } => ("insufficient-stock", "Insufficient stock"),
             ApiError::LockTimeout { .. } => ("lock-timeout", "Product busy"),
             ApiError::IdempotencyKeyReused => ("idempotency-key-reused", "Idempotency key reused"),
-            ApiError::IdempotencyInFlight => {
-                ("idempotency-in-flight", "Request with this key in progress")
-            }
-            ApiError::OutcomeUnknown => ("outcome-unknown", "Purchase outcome unknown"),
+            ApiError::OutcomeUnknown { .. } => ("outcome-unknown", "Purchase outcome unknown"),
             ApiError::RateLimited { .. } => ("rate-limited", "Too many failed attempts"),
             ApiError::NotReady(_) => ("not-ready", "Service not ready"),
             ApiError::Store(StoreError::Unavailable { .. }) => {
@@ -205,12 +207,10 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => {
                 "this Idempotency-Key was already used with a different request body".into()
             }
-            ApiError::IdempotencyInFlight => {
-                "a request with this Idempotency-Key is still being processed; retry shortly".into()
-            }
-            ApiError::OutcomeUnknown => "the purchase may or may not have been made; retry \
-                 with the same Idempotency-Key to learn its outcome (it will never be made twice)"
-                .into(),
+            ApiError::OutcomeUnknown { operation_id } => format!(
+                "the purchase may or may not have been made; retry with the header \
+                 `Idempotency-Key: {operation_id}` to learn its outcome (it will never be made twice)"
+            ),
             ApiError::RateLimited { .. } => "too many failed login attempts; retry later".into(),
             ApiError::NotReady(d) => d.clone(),
             ApiError::Store(StoreError::Unavailable { .. }) => {
@@ -225,7 +225,7 @@ impl ApiError {
             ApiError::LockTimeout { retry_after } | ApiError::RateLimited { retry_after } => {
                 Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
-            ApiError::OutcomeUnknown | ApiError::IdempotencyInFlight => Some(1),
+            ApiError::OutcomeUnknown { .. } => Some(1),
             ApiError::NotReady(_) | ApiError::Store(StoreError::Unavailable { .. }) => Some(1),
             _ => None,
         }
@@ -242,6 +242,7 @@ impl ApiError {
             available: None,
             requested: None,
             retry_after: None,
+            operation_id: None,
             errors: Vec::new(),
         };
         match self {
@@ -265,6 +266,9 @@ impl ApiError {
             ApiError::LockTimeout { .. } | ApiError::RateLimited { .. } => {
                 problem.retry_after = self.retry_after();
             }
+            ApiError::OutcomeUnknown { operation_id } => {
+                problem.operation_id = Some(operation_id.clone());
+            }
             _ => {}
         }
         problem
@@ -287,11 +291,10 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UsernameTaken
             | ApiError::ProductNameTaken
-            | ApiError::InsufficientStock { .. }
-            | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
+            | ApiError::InsufficientStock { .. } => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::LockTimeout { .. }
-            | ApiError::OutcomeUnknown
+            | ApiError::OutcomeUnknown { .. }
             | ApiError::NotReady(_)
             | ApiError::Store(StoreError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -385,8 +388,9 @@ impl From<PurchaseError> for ApiError {
             },
             PurchaseError::LockTimeout { retry_after } => ApiError::LockTimeout { retry_after },
             PurchaseError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
-            PurchaseError::IdempotencyInFlight => ApiError::IdempotencyInFlight,
-            PurchaseError::OutcomeUnknown => ApiError::OutcomeUnknown,
+            PurchaseError::OutcomeUnknown { operation_id } => ApiError::OutcomeUnknown {
+                operation_id: operation_id.as_str().to_owned(),
+            },
             PurchaseError::Invalid(errors) => ApiError::Validation(errors),
             PurchaseError::Store(e) => ApiError::Store(e),
         }

@@ -177,6 +177,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<Repositories> {
             Ok(MemoryStore::new(MemorySettings {
                 lock_ttl: settings.lock.ttl,
                 lock_wait_timeout: settings.lock.wait_timeout,
+                purchase_batch_max: settings.purchase_batch_max,
             })
             .repositories())
         }
@@ -197,6 +198,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<Repositories> {
             redis_settings.lock_wait_timeout = settings.lock.wait_timeout;
             redis_settings.response_timeout = redis.response_timeout;
             redis_settings.pool_size = redis.pool_size;
+            redis_settings.purchase_batch_max = settings.purchase_batch_max;
             let repositories = inventory_infra::redis::connect(&redis_settings)
                 .await
                 .context("REDIS_URL: cannot use Redis")?;

@@ -2,7 +2,7 @@
 
 use std::{error::Error as StdError, time::Duration};
 
-use crate::{ProductId, ValidationErrors};
+use crate::{IdempotencyKey, ProductId, ValidationErrors};
 
 /// The storage backend failed; the operation's effect is unknown or absent.
 #[derive(Debug, thiserror::Error)]
@@ -109,13 +109,15 @@ pub enum PurchaseError {
     /// The idempotency key was already used by this user for a different order.
     #[error("the idempotency key was already used for a different request")]
     IdempotencyKeyReused,
-    /// A request with the same idempotency key is still being processed.
-    #[error("a request with the same idempotency key is still in progress")]
-    IdempotencyInFlight,
-    /// A reply from storage was lost and reconciliation failed: the purchase may or may
-    /// not have happened. The client must retry with the same idempotency key.
-    #[error("the outcome of the purchase is unknown; retry with the same idempotency key")]
-    OutcomeUnknown,
+    /// A reply from storage was lost and could not be settled: the purchase may or may
+    /// not have happened. Retrying with `operation_id` as the idempotency key replays
+    /// the real outcome (or makes the purchase if it never happened).
+    #[error("the outcome of the purchase is unknown; retry with Idempotency-Key {operation_id}")]
+    OutcomeUnknown {
+        /// The request's idempotency key: the client's own, or one the server made
+        /// for a request that came without.
+        operation_id: IdempotencyKey,
+    },
     /// The order was invalid (e.g. checked again by an adapter).
     #[error("invalid order: {0}")]
     Invalid(ValidationErrors),
@@ -132,8 +134,7 @@ impl PurchaseError {
             PurchaseError::InsufficientStock { .. } => "insufficient_stock",
             PurchaseError::LockTimeout { .. } => "lock_timeout",
             PurchaseError::IdempotencyKeyReused => "idempotency_key_reused",
-            PurchaseError::IdempotencyInFlight => "idempotency_in_flight",
-            PurchaseError::OutcomeUnknown => "outcome_unknown",
+            PurchaseError::OutcomeUnknown { .. } => "outcome_unknown",
             PurchaseError::Invalid(_) => "invalid",
             PurchaseError::Store(_) => "store_error",
         }

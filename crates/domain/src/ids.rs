@@ -51,9 +51,57 @@ id_type!(
     PurchaseId
 );
 
+impl PurchaseId {
+    /// How many purchases one product can number: the low nine decimal digits
+    /// of a purchase id are the purchase's number within its product.
+    pub const PER_PRODUCT: u64 = 1_000_000_000;
+
+    /// The id of `product`'s purchase number `sequence` (1-based):
+    /// `product × 10⁹ + sequence`, e.g. product 42's 17th purchase is
+    /// `42000000017`. Purchases are numbered per product so that a purchase is
+    /// recorded in its product's own storage (one Redis Cluster slot) and can
+    /// still be found from its id alone. `None` when out of range.
+    pub fn compose(product: ProductId, sequence: u64) -> Option<Self> {
+        if sequence == 0 || sequence >= Self::PER_PRODUCT {
+            return None;
+        }
+        product
+            .0
+            .checked_mul(Self::PER_PRODUCT)
+            .and_then(|base| base.checked_add(sequence))
+            .map(Self)
+    }
+
+    /// The product this purchase is of.
+    pub fn product(self) -> ProductId {
+        ProductId(self.0 / Self::PER_PRODUCT)
+    }
+
+    /// The purchase's number within its product (0 only for ids that
+    /// [`PurchaseId::compose`] never makes).
+    pub fn sequence(self) -> u64 {
+        self.0 % Self::PER_PRODUCT
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn purchase_ids_name_their_product_and_number() {
+        let id = PurchaseId::compose(ProductId(42), 17).unwrap();
+        assert_eq!(id, PurchaseId(42_000_000_017));
+        assert_eq!((id.product(), id.sequence()), (ProductId(42), 17));
+        assert_eq!(PurchaseId::compose(ProductId(1), 0), None);
+        assert_eq!(
+            PurchaseId::compose(ProductId(1), PurchaseId::PER_PRODUCT),
+            None
+        );
+        assert_eq!(PurchaseId::compose(ProductId(u64::MAX), 1), None);
+        let last = PurchaseId::compose(ProductId(1), PurchaseId::PER_PRODUCT - 1).unwrap();
+        assert_eq!(last.product(), ProductId(1));
+    }
 
     #[test]
     fn display_and_parse_round_trip() {

@@ -51,10 +51,13 @@ pub trait ProductRepository: Send + Sync {
 ///
 /// Idempotency: for one user and one key, the same order (see
 /// [`PurchaseOrder::fingerprint`]) yields the first receipt again with
-/// `replayed: true` and never a second purchase, also when both requests run at the same
-/// time (the later one waits and replays, or gets [`PurchaseError::IdempotencyInFlight`]);
-/// a different order yields [`PurchaseError::IdempotencyKeyReused`]. Records live at least
+/// `replayed: true` and never a second purchase, also when both requests run at the
+/// same time (the later one is committed after the first and replays it); a different
+/// order yields [`PurchaseError::IdempotencyKeyReused`]. Records live at least
 /// [`crate::IDEMPOTENCY_KEY_TTL`]. Failed orders (e.g. sold out) do not consume the key.
+///
+/// Order: purchases of one product are committed in the order `purchase` was called
+/// (within one process), several at a time under one hold of the product's lock.
 #[async_trait]
 pub trait PurchaseService: Send + Sync {
     /// Buys under the product's lock: checks stock, decrements it and records the

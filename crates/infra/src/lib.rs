@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use inventory_domain::{HealthCheck, ProductRepository, PurchaseService, UserRepository};
 
+mod lock_failure;
 pub mod memory;
 pub mod metrics;
 pub mod redis;

@@ -66,9 +66,11 @@ pub trait Committer: Send + Sync + 'static {
         None
     }
 
-    /// The answer for an item whose batch could not get the lock (timed out
-    /// waiting, or the backend failed). Nothing was applied.
-    fn lock_failed(&self, error: &LockError, item: &Self::Item) -> Self::Output;
+    /// The answers for a batch that could not get the lock (timed out waiting,
+    /// or the backend failed): nothing was applied by the lock holder. Also the
+    /// place to undo whatever [`Committer::commit_if_free`] prepared for these
+    /// items. One output per item, in order.
+    async fn lock_failed(&self, error: &LockError, items: &[Self::Item]) -> Vec<Self::Output>;
 }
 
 /// The caller's batch ended without an answer for it: the committer panicked or
@@ -229,11 +231,7 @@ impl<C: Committer> Worker<C> {
                     }
                     outputs
                 }
-                Err(error) => batch
-                    .items
-                    .iter()
-                    .map(|item| inner.committer.lock_failed(&error, item))
-                    .collect(),
+                Err(error) => inner.committer.lock_failed(&error, &batch.items).await,
             },
         };
         metrics::batch(inner.lock.backend_name(), batch.items.len());

@@ -157,9 +157,12 @@ fn parse_order(
 /// Buy units of a product.
 ///
 /// With an `Idempotency-Key` header, a retry with the same key and body returns the first
-/// answer (with `Idempotent-Replayed: true`) and never buys twice; the same key with a
-/// different body is a 422; while the first request is still running a twin waits and
-/// replays, or gets 409.
+/// answer (with `Idempotent-Replayed: true`) and never buys twice, also when both are sent
+/// at once (the later one is committed after the first and replays it); the same key with a
+/// different body is a 422. Purchases of one product are committed in the order the server
+/// received them. If the outcome cannot be learned (a lost reply from storage), the 503
+/// problem names an `operation_id`: retrying with `Idempotency-Key: <operation_id>` replays
+/// the real outcome, also for a request that was sent without a key.
 #[utoipa::path(
     post, path = "/api/purchases", tag = "purchases",
     security(("bearer" = []), ("oauth2" = [])),
@@ -174,11 +177,11 @@ fn parse_order(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Insufficient stock (`available` tells how many units are left), or a request with the same key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Insufficient stock (`available` tells how many units were left at the order's turn)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid quantity or key, or key reused with a different body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Product lock not acquired in time (nothing bought), or outcome unknown (retry with the same Idempotency-Key)", body = Problem, content_type = "application/problem+json",
+        (status = 503, description = "Product lock not acquired in time (`lock-timeout`, nothing bought), or outcome unknown (`outcome-unknown`: retry with `Idempotency-Key` set to the problem's `operation_id`)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]

@@ -13,16 +13,19 @@ mod state;
 mod users;
 
 use std::{
+    num::NonZeroUsize,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
 use async_trait::async_trait;
 use inventory_domain::{HealthCheck, StoreError};
+use inventory_lock::{GroupCommit, LocalLock};
 
 use crate::Repositories;
+use crate::redis::DEFAULT_PURCHASE_BATCH_MAX;
 
-use self::{locks::ProductLocks, state::State};
+use self::{locks::ProductLocks, purchases::MemoryBatches, state::State};
 
 /// How the in-memory store locks products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,8 @@ pub struct MemorySettings {
     pub lock_ttl: Duration,
     /// How long a purchase or restock waits for the product's lock.
     pub lock_wait_timeout: Duration,
+    /// Most purchases of one product committed under one lock hold.
+    pub purchase_batch_max: NonZeroUsize,
 }
 
 impl Default for MemorySettings {
@@ -38,6 +43,7 @@ impl Default for MemorySettings {
         Self {
             lock_ttl: Duration::from_millis(5000),
             lock_wait_timeout: Duration::from_millis(3000),
+            purchase_batch_max: DEFAULT_PURCHASE_BATCH_MAX,
         }
     }
 }
@@ -49,19 +55,27 @@ pub struct MemoryStore {
 }
 
 struct Inner {
-    settings: MemorySettings,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     locks: ProductLocks,
+    purchases: GroupCommit<MemoryBatches>,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new(settings: MemorySettings) -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let lock = LocalLock::new();
+        let purchases = GroupCommit::new(
+            Arc::new(lock.clone()),
+            locks::options(settings),
+            settings.purchase_batch_max,
+            MemoryBatches::new(Arc::clone(&state), lock.clone()),
+        );
         Self {
             inner: Arc::new(Inner {
-                settings,
-                state: Mutex::new(State::default()),
-                locks: ProductLocks::new(settings),
+                state,
+                locks: ProductLocks::new(lock, settings),
+                purchases,
             }),
         }
     }
@@ -79,12 +93,7 @@ impl MemoryStore {
 
     /// The shared state. Held only for short synchronous sections, never across `.await`.
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the state half-written: every
-        // mutation is checked first and then applied without fallible steps.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock_state(&self.inner.state)
     }
 }
 
@@ -93,4 +102,11 @@ impl HealthCheck for MemoryStore {
     async fn ready(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// Locks the shared state. A panic while holding the lock cannot leave it
+/// half-written: every mutation is checked first and then applied without
+/// fallible steps.
+fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }

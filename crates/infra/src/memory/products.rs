@@ -7,7 +7,7 @@ use inventory_domain::{
 };
 use time::OffsetDateTime;
 
-use super::{MemoryStore, locks::LockFailure, state::ProductRecord};
+use super::{MemoryStore, state::ProductRecord};
 
 #[async_trait]
 impl ProductRepository for MemoryStore {
@@ -36,6 +36,7 @@ impl ProductRepository for MemoryStore {
             ProductRecord {
                 product: product.clone(),
                 level: StockLevel::new(id, new.stock.units()),
+                purchases: 0,
             },
         );
         crate::metrics::stock(id, product.stock);
@@ -75,20 +76,13 @@ impl ProductRepository for MemoryStore {
             .locks
             .acquire(id)
             .await
-            .map_err(restock_lock_error)?;
+            .map_err(ProductError::from)?;
         let result = self
             .inner
             .locks
             .guarded(&guard, || self.apply_restock(id, quantity));
         self.inner.locks.release(guard).await;
-        result.map_err(restock_lock_error)?
-    }
-}
-
-fn restock_lock_error(failure: LockFailure) -> ProductError {
-    match failure {
-        LockFailure::Retryable { retry_after } => ProductError::LockTimeout { retry_after },
-        LockFailure::Failed(error) => ProductError::Store(error),
+        result.map_err(ProductError::from)?
     }
 }
 

@@ -1,42 +1,32 @@
-//! [`PurchaseService`] in memory.
+//! [`PurchaseService`] in memory: the same group commit as the Redis store, over
+//! [`LocalLock`], so both modes line purchases up, batch them and answer alike.
+
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use inventory_domain::{
     Page, Purchase, PurchaseError, PurchaseId, PurchaseOrder, PurchaseReceipt, PurchaseService,
     StoreError, UserId,
 };
+use inventory_lock::{Abandoned, Committer, LocalLock, LockError, LockGuard};
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
-use super::{
-    MemoryStore,
-    idempotency::{Admission, IdempotencyEntry, Reservation},
-    locks::LockFailure,
-};
+use super::{MemoryStore, idempotency::IdempotencyRecord, lock_state, locks, state::State};
+use crate::lock_failure::LockFailure;
 
 #[async_trait]
 impl PurchaseService for MemoryStore {
     #[tracing::instrument(skip_all, fields(product.id = %order.product_id, user.id = %order.user_id))]
     async fn purchase(&self, order: PurchaseOrder) -> Result<PurchaseReceipt, PurchaseError> {
-        let mut reservation = match self.admit(&order).await? {
-            Admission::Replay(receipt) => return Ok(receipt),
-            Admission::Proceed(reservation) => reservation,
-        };
-        if !self.state().products.contains_key(&order.product_id) {
-            return Err(PurchaseError::ProductNotFound(order.product_id));
+        let key = locks::key(order.product_id);
+        match self.inner.purchases.submit(&key, order).await {
+            Ok(answer) => answer,
+            // Only if committing panicked; in memory nothing outlives the process.
+            Err(Abandoned) => Err(PurchaseError::Store(StoreError::corrupt(
+                "the purchase batch ended without an answer",
+            ))),
         }
-        let guard = self
-            .inner
-            .locks
-            .acquire(order.product_id)
-            .await
-            .map_err(purchase_lock_error)?;
-        let result = self
-            .inner
-            .locks
-            .guarded(&guard, || self.commit(&order, reservation.as_mut()));
-        self.inner.locks.release(guard).await;
-        result.map_err(purchase_lock_error)?
-        // `reservation` drops after the state lock taken by `commit` is released.
     }
 
     async fn get(&self, id: PurchaseId) -> Result<Option<Purchase>, StoreError> {
@@ -59,79 +49,134 @@ impl PurchaseService for MemoryStore {
     }
 }
 
-fn purchase_lock_error(failure: LockFailure) -> PurchaseError {
-    match failure {
-        LockFailure::Retryable { retry_after } => PurchaseError::LockTimeout { retry_after },
-        LockFailure::Failed(error) => PurchaseError::Store(error),
+/// The committer of the in-memory purchase lines: a batch is applied under the
+/// state mutex, inside [`LocalLock::guarded`] (the in-memory "guarded script").
+pub(super) struct MemoryBatches {
+    state: Arc<Mutex<State>>,
+    lock: LocalLock,
+}
+
+impl MemoryBatches {
+    pub(super) fn new(state: Arc<Mutex<State>>, lock: LocalLock) -> Self {
+        Self { state, lock }
     }
 }
 
-impl MemoryStore {
-    /// Checks the stock, decrements it, records the purchase and completes the
-    /// idempotency record, all under the state lock (the in-memory "Lua script").
-    fn commit(
-        &self,
-        order: &PurchaseOrder,
-        reservation: Option<&mut Reservation>,
-    ) -> Result<PurchaseReceipt, PurchaseError> {
-        let mut state = self.state();
-        let record = state
-            .products
-            .get_mut(&order.product_id)
-            .ok_or(PurchaseError::ProductNotFound(order.product_id))?;
-        let requested = order.quantity.get();
-        let available = record.level.stock;
-        if available < u64::from(requested) {
-            return Err(PurchaseError::InsufficientStock {
-                requested,
-                available,
-            });
-        }
-        let unit_price = record.product.price;
-        let total_price = unit_price.times(requested).ok_or_else(|| {
-            StoreError::corrupt(format!("total of {requested} × {unit_price} overflows"))
-        })?;
-        let now = OffsetDateTime::now_utc();
-        record.level.stock -= u64::from(requested);
-        record.level.sold += u64::from(requested);
-        record.product.stock = record.level.stock;
-        record.product.updated_at = now;
-        let remaining_stock = record.level.stock;
-        crate::metrics::stock(order.product_id, remaining_stock);
+#[async_trait]
+impl Committer for MemoryBatches {
+    type Item = PurchaseOrder;
+    type Output = Result<PurchaseReceipt, PurchaseError>;
 
-        state.last_purchase_id += 1;
-        let purchase = Purchase {
-            id: PurchaseId(state.last_purchase_id),
-            user_id: order.user_id,
-            product_id: order.product_id,
-            quantity: requested,
-            unit_price,
-            total_price,
-            purchased_at: now,
-        };
-        state.purchases.insert(purchase.id, purchase.clone());
-        state
-            .purchases_by_user
-            .entry(order.user_id)
-            .or_default()
-            .push(purchase.id);
-        if let Some(reservation) = reservation {
-            state.idempotency.insert(
-                reservation.key().clone(),
-                IdempotencyEntry::completed(
-                    reservation.fingerprint().clone(),
-                    purchase.id,
-                    remaining_stock,
-                ),
-            );
-            reservation.complete();
+    async fn commit(&self, guard: &LockGuard, orders: &[PurchaseOrder]) -> Vec<Self::Output> {
+        let applied = self.lock.guarded(guard, || {
+            let mut state = lock_state(&self.state);
+            let now = OffsetDateTime::now_utc();
+            orders
+                .iter()
+                .map(|order| commit_one(&mut state, order, now))
+                .collect()
+        });
+        match applied {
+            Ok(answers) => answers,
+            Err(error) => self.lock_failed(&error, orders).await,
         }
-        Ok(PurchaseReceipt {
-            purchase,
-            remaining_stock,
-            replayed: false,
-        })
     }
+
+    async fn lock_failed(&self, error: &LockError, orders: &[PurchaseOrder]) -> Vec<Self::Output> {
+        orders
+            .iter()
+            .map(|_| Err(LockFailure::classify(error, "taking a product lock").into()))
+            .collect()
+    }
+}
+
+/// One order at its turn, exactly as the Redis purchase script decides it:
+/// its key's record first (replay or reuse), then the product, then the stock.
+fn commit_one(
+    state: &mut State,
+    order: &PurchaseOrder,
+    now: OffsetDateTime,
+) -> Result<PurchaseReceipt, PurchaseError> {
+    let fingerprint = order.fingerprint();
+    let record_key = order
+        .idempotency_key
+        .clone()
+        .map(|key| (order.user_id, key));
+    if let Some(record_key) = &record_key
+        && let Some(record) = state.idempotency.get(record_key)
+        && record.is_live(Instant::now())
+    {
+        if record.fingerprint != fingerprint {
+            return Err(PurchaseError::IdempotencyKeyReused);
+        }
+        let purchase = state
+            .purchases
+            .get(&record.purchase_id)
+            .cloned()
+            .ok_or_else(|| {
+                StoreError::corrupt(format!(
+                    "idempotency record points at missing purchase {}",
+                    record.purchase_id
+                ))
+            })?;
+        return Ok(PurchaseReceipt {
+            purchase,
+            remaining_stock: record.remaining_stock,
+            replayed: true,
+        });
+    }
+    let product = state
+        .products
+        .get_mut(&order.product_id)
+        .ok_or(PurchaseError::ProductNotFound(order.product_id))?;
+    let requested = order.quantity.get();
+    let available = product.level.stock;
+    if available < u64::from(requested) {
+        return Err(PurchaseError::InsufficientStock {
+            requested,
+            available,
+        });
+    }
+    let unit_price = product.product.price;
+    let total_price = unit_price.times(requested).ok_or_else(|| {
+        StoreError::corrupt(format!("total of {requested} × {unit_price} overflows"))
+    })?;
+    let id = PurchaseId::compose(order.product_id, product.purchases + 1)
+        .ok_or_else(|| StoreError::corrupt("the product has run out of purchase numbers"))?;
+    product.purchases += 1;
+    product.level.stock -= u64::from(requested);
+    product.level.sold += u64::from(requested);
+    product.product.stock = product.level.stock;
+    product.product.updated_at = now;
+    let remaining_stock = product.level.stock;
+    crate::metrics::stock(order.product_id, remaining_stock);
+
+    let purchase = Purchase {
+        id,
+        user_id: order.user_id,
+        product_id: order.product_id,
+        quantity: requested,
+        unit_price,
+        total_price,
+        purchased_at: now,
+    };
+    state.purchases.insert(id, purchase.clone());
+    state
+        .purchases_by_user
+        .entry(order.user_id)
+        .or_default()
+        .push(id);
+    if let Some(record_key) = record_key {
+        state.idempotency.insert(
+            record_key,
+            IdempotencyRecord::new(fingerprint, id, remaining_stock),
+        );
+    }
+    Ok(PurchaseReceipt {
+        purchase,
+        remaining_stock,
+        replayed: false,
+    })
 }
 
 #[cfg(test)]
@@ -175,6 +220,7 @@ mod tests {
         MemorySettings {
             lock_ttl: Duration::from_secs(600),
             lock_wait_timeout: Duration::from_secs(3),
+            ..MemorySettings::default()
         }
     }
 
@@ -387,16 +433,64 @@ mod tests {
         let settings = MemorySettings {
             lock_ttl: Duration::from_millis(100),
             lock_wait_timeout: Duration::from_secs(1),
+            ..MemorySettings::default()
         };
         let (store, product) = store_with_product_and(10, settings).await;
         let guard = store.inner.locks.acquire(product).await.unwrap();
         tokio::time::advance(Duration::from_millis(200)).await;
-        let write = store
+        let answers = store
             .inner
-            .locks
-            .guarded(&guard, || store.commit(&order(1, product, 1, None), None));
-        assert!(write.is_err(), "a holder past its lease must not write");
+            .purchases
+            .committer()
+            .commit(&guard, &[order(1, product, 1, None)])
+            .await;
+        assert!(
+            matches!(answers[..], [Err(PurchaseError::LockTimeout { .. })]),
+            "a holder past its lease must not write"
+        );
         assert_eq!(store.stock(product).await.unwrap().unwrap().stock, 10);
+    }
+
+    /// Twins and a short line inside one batch: each answered as alone, in order.
+    #[tokio::test]
+    async fn a_batch_answers_each_order_at_its_turn() {
+        let (store, product) = store_with_product(3).await;
+        let guard = store.inner.locks.acquire(product).await.unwrap();
+        let answers = store
+            .inner
+            .purchases
+            .committer()
+            .commit(
+                &guard,
+                &[
+                    order(1, product, 2, Some("a")),
+                    order(2, product, 2, None),
+                    order(1, product, 2, Some("a")),
+                    order(3, product, 1, None),
+                    order(1, product, 1, Some("a")),
+                ],
+            )
+            .await;
+        store.inner.locks.release(guard).await;
+        let first = answers[0].as_ref().unwrap();
+        assert!(!first.replayed);
+        assert_eq!(first.remaining_stock, 1);
+        assert!(matches!(
+            answers[1],
+            Err(PurchaseError::InsufficientStock {
+                requested: 2,
+                available: 1
+            })
+        ));
+        let twin = answers[2].as_ref().unwrap();
+        assert!(twin.replayed);
+        assert_eq!(twin.purchase, first.purchase);
+        assert_eq!(answers[3].as_ref().unwrap().remaining_stock, 0);
+        assert!(matches!(
+            answers[4],
+            Err(PurchaseError::IdempotencyKeyReused)
+        ));
+        assert_eq!(store.stock(product).await.unwrap().unwrap().stock, 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,7 +6,7 @@ use inventory_domain::{
     IdempotencyKey, Product, ProductId, Purchase, PurchaseId, StockLevel, User, UserId, Username,
 };
 
-use super::idempotency::IdempotencyEntry;
+use super::idempotency::IdempotencyRecord;
 
 #[derive(Default)]
 pub(super) struct State {
@@ -18,15 +18,16 @@ pub(super) struct State {
     pub(super) products: BTreeMap<ProductId, ProductRecord>,
     pub(super) product_names: HashMap<String, ProductId>,
 
-    pub(super) last_purchase_id: u64,
     pub(super) purchases: HashMap<PurchaseId, Purchase>,
     /// Oldest first; listings walk it backwards.
     pub(super) purchases_by_user: HashMap<UserId, Vec<PurchaseId>>,
 
-    pub(super) idempotency: HashMap<(UserId, IdempotencyKey), IdempotencyEntry>,
+    pub(super) idempotency: HashMap<(UserId, IdempotencyKey), IdempotencyRecord>,
 }
 
 pub(super) struct ProductRecord {
     pub(super) product: Product,
     pub(super) level: StockLevel,
+    /// Purchases numbered so far (purchase ids are per product, as in Redis).
+    pub(super) purchases: u64,
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use inventory_domain::{
-    Description, Email, Money, Price, Product, ProductId, ProductName, Purchase, PurchaseId, Role,
-    StockLevel, StoreError, User, UserId, Username,
+    Description, Email, Price, Product, ProductId, ProductName, Role, StockLevel, StoreError, User,
+    UserId, Username,
 };
 use time::OffsetDateTime;
 
@@ -42,7 +42,7 @@ impl<'a> Record<'a> {
     }
 
     fn time(&self, field: &str) -> Result<OffsetDateTime, StoreError> {
-        from_unix_ms(self.parse(field)?).ok_or_else(|| {
+        time_from_unix_ms(self.parse(field)?).ok_or_else(|| {
             StoreError::corrupt(format!("{} has an out-of-range `{field}`", self.what))
         })
     }
@@ -112,29 +112,12 @@ pub(crate) fn stock_level(fields: &Fields) -> Result<StockLevel, StoreError> {
     Ok(level)
 }
 
-pub(crate) fn purchase(fields: &Fields) -> Result<Purchase, StoreError> {
-    let record = Record::new("purchase", fields);
-    Ok(Purchase {
-        id: PurchaseId(record.parse("id")?),
-        user_id: UserId(record.parse("user_id")?),
-        product_id: ProductId(record.parse("product_id")?),
-        quantity: record.parse("quantity")?,
-        unit_price: record.valid("unit_price", |raw| {
-            raw.parse::<i64>()
-                .map_err(|_| ())
-                .and_then(|v| Price::parse(v).map_err(|_| ()))
-        })?,
-        total_price: Money(record.parse("total_price")?),
-        purchased_at: record.time("purchased_at")?,
-    })
-}
-
 /// Milliseconds since the Unix epoch, as stored.
 pub(crate) fn unix_ms(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
+pub(crate) fn time_from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
@@ -142,7 +125,7 @@ fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
 /// a write returns equals what a later read returns.
 pub(crate) fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
-    from_unix_ms(unix_ms(now)).unwrap_or(now)
+    time_from_unix_ms(unix_ms(now)).unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -152,15 +135,15 @@ mod tests {
     #[test]
     fn times_round_trip_at_millisecond_precision() {
         let now = now();
-        assert_eq!(from_unix_ms(unix_ms(now)), Some(now));
+        assert_eq!(time_from_unix_ms(unix_ms(now)), Some(now));
     }
 
     #[test]
     fn a_missing_field_is_corruption() {
         let fields = Fields::from([("id".to_owned(), "1".to_owned())]);
-        let error = purchase(&fields).unwrap_err();
+        let error = product(&fields).unwrap_err();
         assert!(
-            error.to_string().contains("purchase has no `user_id`"),
+            error.to_string().contains("product has no `name`"),
             "{error}"
         );
     }

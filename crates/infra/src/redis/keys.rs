@@ -1,18 +1,18 @@
 //! Every Redis key lockstock uses, in one place (layout: docs/ARCHITECTURE.md).
 //!
 //! A product's keys share the hash tag `{product:<id>}` so that its data, lock,
-//! fencing counter, purchase log and idempotency records can be touched by one
-//! script (and, on a cluster, live in one slot).
+//! fencing counter, purchase records, purchase log and idempotency records are
+//! touched by one script (and, on a cluster, live in one slot). A user's
+//! purchase index and idempotency-key claims share the tag `{user:<id>}`; they
+//! are written in a separate step, never in the same script as a product's keys.
 
-use inventory_domain::{ProductId, PurchaseId, UserId, Username};
+use inventory_domain::{IdempotencyKey, ProductId, UserId, Username};
 use inventory_lock::LockKey;
 
 /// Counter of user ids.
 pub(crate) const USER_IDS: &str = "lockstock:users:next-id";
 /// Counter of product ids.
 pub(crate) const PRODUCT_IDS: &str = "lockstock:products:next-id";
-/// Counter of purchase ids.
-pub(crate) const PURCHASE_IDS: &str = "lockstock:purchases:next-id";
 /// Sorted set of product ids (score = id), for listing in id order.
 pub(crate) const PRODUCTS: &str = "lockstock:products";
 
@@ -31,26 +31,22 @@ pub(crate) fn product_name(name: &str) -> String {
     format!("lockstock:product-name:{name}")
 }
 
-/// Sorted set of a user's purchase ids (score = id, so newest = highest).
+/// The hash tag of everything belonging to one user's purchases.
+fn user_tag(user: UserId) -> String {
+    format!("{{user:{user}}}")
+}
+
+/// Sorted set of a user's purchase ids, scored by purchase time (unix ms), so
+/// newest = highest. Written after the purchase script (a derived index).
 pub(crate) fn user_purchases(user: UserId) -> String {
-    format!("lockstock:user:{user}:purchases")
+    format!("{}:purchases", user_tag(user))
 }
 
-/// Hash of one purchase record.
-pub(crate) fn purchase(id: PurchaseId) -> String {
-    format!("lockstock:purchase:{id}")
-}
-
-/// Idempotency record of (user, client-chosen key): fingerprint of the order,
-/// purchase id, remaining stock. Kept 24 h.
-pub(crate) fn idempotency(user: UserId, key: &str) -> String {
-    format!("lockstock:idem:{user}:{key}")
-}
-
-/// Idempotency record of a request that came without a key: the server's own
-/// operation id, used to settle a purchase whose reply was lost.
-pub(crate) fn operation(id: &str) -> String {
-    format!("lockstock:op:{id}")
+/// A user's claim on an idempotency key: the fingerprint of the order that
+/// first used it, whatever the product. Makes "same key, different product"
+/// a reuse error although each product keeps its own records.
+pub(crate) fn idempotency_claim(user: UserId, key: &IdempotencyKey) -> String {
+    format!("{}:idem:{}", user_tag(user), key.as_str())
 }
 
 /// The hash tag of everything belonging to one product.
@@ -66,6 +62,21 @@ pub(crate) fn product(id: ProductId) -> String {
 /// List of a product's purchase ids, in the order they were made.
 pub(crate) fn product_purchases(id: ProductId) -> String {
     format!("{}:purchases", product_tag(id))
+}
+
+/// Hash of a product's purchase records: purchase number → the record as JSON.
+pub(crate) fn purchase_records(id: ProductId) -> String {
+    format!("{}:purchase-records", product_tag(id))
+}
+
+/// The idempotency record of (user, key) for purchases of one product:
+/// fingerprint, the purchase record and the stock left right after it.
+pub(crate) fn purchase_idempotency(
+    product: ProductId,
+    user: UserId,
+    key: &IdempotencyKey,
+) -> String {
+    format!("{}:idem:{user}:{}", product_tag(product), key.as_str())
 }
 
 /// The product's lock (its fencing counter is derived by `inventory-lock`).
@@ -85,5 +96,19 @@ mod tests {
         assert_eq!(product_purchases(id), "{product:42}:purchases");
         assert_eq!(product_lock(id).as_str(), "{product:42}:lock");
         assert_eq!(product_lock(id).fence_key(), "{product:42}:lock:fence");
+        assert_eq!(purchase_records(id), "{product:42}:purchase-records");
+        let key = IdempotencyKey::parse("a}{b").unwrap();
+        assert_eq!(
+            purchase_idempotency(id, UserId(7), &key),
+            "{product:42}:idem:7:a}{b",
+            "the first {{…}} is the hash tag, whatever the key contains"
+        );
+    }
+
+    #[test]
+    fn user_keys_share_one_hash_tag() {
+        let key = IdempotencyKey::parse("k").unwrap();
+        assert_eq!(user_purchases(UserId(7)), "{user:7}:purchases");
+        assert_eq!(idempotency_claim(UserId(7), &key), "{user:7}:idem:k");
     }
 }

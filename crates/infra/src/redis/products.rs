@@ -6,18 +6,18 @@ use inventory_domain::{
     NewProduct, Page, Product, ProductError, ProductId, ProductRepository, RestockQuantity, Stock,
     StockLevel, StoreError,
 };
-use inventory_lock::DistributedLock;
 use redis::{AsyncCommands, Value};
 
 use super::codec::{self, Fields};
-use super::{RedisStore, keys, lock_failure, script_failure, scripts, unavailable};
+use super::{RedisStore, keys, scripts, unavailable};
+use crate::lock_failure::LockFailure;
 use inventory_lock::ScriptArgs;
 
 #[async_trait]
 impl ProductRepository for RedisStore {
     #[tracing::instrument(skip_all, fields(product.name = %new.name.as_str()))]
     async fn create(&self, new: NewProduct) -> Result<Product, ProductError> {
-        let mut connection = self.connection().await?;
+        let mut connection = self.pooled().await?;
         let id: u64 = connection
             .incr(keys::PRODUCT_IDS, 1)
             .await
@@ -66,7 +66,7 @@ impl ProductRepository for RedisStore {
     }
 
     async fn list(&self, page: Page) -> Result<Vec<Product>, StoreError> {
-        let mut connection = self.connection().await?;
+        let mut connection = self.data();
         let (start, stop) = super::index_range(page);
         let ids: Vec<u64> = connection
             .zrange(keys::PRODUCTS, start, stop)
@@ -98,30 +98,21 @@ impl ProductRepository for RedisStore {
             .lock
             .acquire(&keys::product_lock(id), &self.lock_options)
             .await
-            .map_err(
-                |error| match lock_failure(error, self.lock_options.wait_timeout()) {
-                    Ok(retry_after) => ProductError::LockTimeout { retry_after },
-                    Err(store) => ProductError::Store(store),
-                },
-            )?;
-        let mut connection = self.guarded_connection();
+            .map_err(|error| LockFailure::classify(&error, "taking a product lock"))?;
         let reply = scripts::RESTOCK
             .prepare(&guard)
             .key(keys::product(id))
             .arg(quantity.get())
             .arg(Stock::MAX)
             .arg(codec::unix_ms(codec::now()))
-            .invoke::<Vec<Value>>(&mut connection)
+            .invoke::<Vec<Value>>(&mut self.data())
             .await;
         if let Err(error) = guard.release().await {
             tracing::warn!(%error, "releasing a product lock after restock");
         }
-        let reply = reply.map_err(|error| match script_failure(error) {
-            Ok(retry_after) => ProductError::LockTimeout { retry_after },
-            Err(store) => ProductError::Store(store),
-        })?;
+        let reply =
+            reply.map_err(|error| LockFailure::classify(&error, "running the restock script"))?;
         let level = restock_outcome(id, quantity, &reply)?;
-        self.stock_watch.publish(id, level.stock);
         crate::metrics::stock(id, level.stock);
         Ok(level)
     }
@@ -129,8 +120,7 @@ impl ProductRepository for RedisStore {
 
 impl RedisStore {
     async fn product_fields(&self, id: ProductId) -> Result<Fields, StoreError> {
-        let mut connection = self.connection().await?;
-        connection
+        self.data()
             .hgetall(keys::product(id))
             .await
             .map_err(|error| unavailable("reading a product", error))

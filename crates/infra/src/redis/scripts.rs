@@ -9,46 +9,120 @@ use std::sync::LazyLock;
 use inventory_lock::GuardedScript;
 use redis::Script;
 
-/// A purchase, under the product's lock.
+/// A batch of purchases of one product, under the product's lock (or as one
+/// fused acquire → write → release step), committed in order.
 ///
-/// KEYS: 1 product hash · 2 product purchase log · 3 purchase record ·
-///       4 buyer's purchase index · 5 idempotency record
-/// ARGV: 1 quantity · 2 user id · 3 purchase id · 4 product id · 5 unit price ·
-///       6 total price · 7 now (unix ms) · 8 order fingerprint · 9 record TTL (ms)
+/// KEYS: 1 product hash · 2 product purchase log · 3 product purchase records ·
+///       3 + i the idempotency record of item i
+/// ARGV: 1 now (unix ms) · 2 product id · then four per item, from 3 + 4(i − 1):
+///       quantity · user id · order fingerprint · record TTL (ms)
 ///
-/// Returns `{'created', remaining}`, `{'replay', purchase_id, remaining}`,
-/// `{'key-reused'}`, `{'no-product'}` or `{'insufficient', available}`.
+/// Returns one reply per item: `{'created', remaining, record}`,
+/// `{'replay', remaining, record}`, `{'key-reused'}`, `{'no-product'}` or
+/// `{'insufficient', available}`, where `record` is the purchase as JSON.
 ///
-/// Why it is safe: the idempotency record is read and written in the same atomic
-/// step as the stock, so two requests with one key (even simultaneous ones, which
-/// the lock serialises) produce one purchase: the second finds the record and
-/// replays it. The stock check and the decrement cannot interleave with another
-/// purchase, so stock never goes below zero and every unit that leaves the stock
-/// has exactly one purchase record, log entry and index entry — all or nothing.
-/// A sold-out order writes nothing, so it does not consume the key.
-pub(crate) static PURCHASE: LazyLock<GuardedScript> = LazyLock::new(|| {
+/// Why each item gets exactly the answer it would have had alone at its place:
+/// items are applied one after another with the stock as the items before them
+/// left it, and each writes its idempotency record before the next is looked
+/// at — so a twin later in the same batch finds the record and replays it, a
+/// sold-out item is refused with the units left at its turn, and an item that
+/// fits after a refused one is still served. Every unit that leaves the stock
+/// has exactly one purchase record, log entry and idempotency record, written
+/// in this one atomic script; a refused item writes nothing (and so does not
+/// consume its key). Every key is in the product's hash slot.
+///
+/// Numbers: ids and counts are handled as strings or integers below 2^53 (stock
+/// and sequence numbers are bounded far below), so Lua's doubles stay exact;
+/// the purchase id `product × 10⁹ + sequence` is built by string concatenation.
+pub(crate) static PURCHASE_BATCH: LazyLock<GuardedScript> = LazyLock::new(|| {
     GuardedScript::new(
-        r"
-local existing = redis.call('HMGET', KEYS[5], 'fingerprint', 'purchase_id', 'remaining')
-if existing[1] then
-  if existing[1] ~= ARGV[8] then return {'key-reused'} end
-  return {'replay', existing[2], existing[3]}
+        r#"
+local product = redis.call('HMGET', KEYS[1], 'stock', 'price', 'purchase_seq')
+local stock = tonumber(product[1])
+local price = product[2]
+local seq = tonumber(product[3] or '0')
+local sold = 0
+local replies = {}
+for i = 1, #KEYS - 3 do
+  local a = 3 + 4 * (i - 1)
+  local quantity, user, fingerprint, ttl = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local record_key = KEYS[3 + i]
+  local existing = redis.call('HMGET', record_key, 'fingerprint', 'remaining', 'purchase')
+  if existing[1] then
+    if existing[1] == fingerprint then
+      replies[i] = {'replay', existing[2], existing[3]}
+    else
+      replies[i] = {'key-reused'}
+    end
+  elseif not stock then
+    replies[i] = {'no-product'}
+  elseif stock < quantity then
+    replies[i] = {'insufficient', stock}
+  else
+    stock = stock - quantity
+    sold = sold + quantity
+    seq = seq + 1
+    local id = ARGV[2] .. string.format('%09d', seq)
+    local record = '{"id":' .. id .. ',"user_id":' .. user .. ',"product_id":' .. ARGV[2]
+      .. ',"quantity":' .. quantity .. ',"unit_price":' .. price
+      .. ',"purchased_at":' .. ARGV[1] .. ',"fence":' .. string.format('%d', FENCE) .. '}'
+    redis.call('HSET', KEYS[3], seq, record)
+    redis.call('RPUSH', KEYS[2], id)
+    redis.call('HSET', record_key, 'fingerprint', fingerprint, 'remaining', stock, 'purchase', record)
+    redis.call('PEXPIRE', record_key, ttl)
+    replies[i] = {'created', stock, record}
+  end
 end
-local stock = redis.call('HGET', KEYS[1], 'stock')
-if not stock then return {'no-product'} end
-local quantity = tonumber(ARGV[1])
-if tonumber(stock) < quantity then return {'insufficient', tonumber(stock)} end
-local remaining = redis.call('HINCRBY', KEYS[1], 'stock', -quantity)
-redis.call('HINCRBY', KEYS[1], 'sold', quantity)
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[7])
-redis.call('HSET', KEYS[3], 'id', ARGV[3], 'user_id', ARGV[2], 'product_id', ARGV[4],
-  'quantity', ARGV[1], 'unit_price', ARGV[5], 'total_price', ARGV[6],
-  'purchased_at', ARGV[7], 'fence', FENCE)
-redis.call('RPUSH', KEYS[2], ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[3])
-redis.call('HSET', KEYS[5], 'fingerprint', ARGV[8], 'purchase_id', ARGV[3], 'remaining', remaining)
-redis.call('PEXPIRE', KEYS[5], ARGV[9])
-return {'created', remaining}
+if sold > 0 then
+  redis.call('HSET', KEYS[1], 'stock', stock, 'purchase_seq', seq, 'updated_at', ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'sold', sold)
+end
+return replies
+"#,
+    )
+});
+
+/// Claims idempotency keys for a user: `SET claim fingerprint NX GET PX ttl`
+/// for each key, in one step.
+///
+/// KEYS: the user's claim keys · ARGV: 1 TTL (ms), then one fingerprint per key
+/// Returns, per key, the fingerprint already claimed, or `false` if this call
+/// made the claim. Every key is in the user's hash slot.
+pub(crate) static CLAIM_KEYS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local previous = {}
+for i = 1, #KEYS do
+  previous[i] = redis.call('SET', KEYS[i], ARGV[i + 1], 'NX', 'GET', 'PX', ARGV[1])
+end
+return previous
+",
+    )
+});
+
+/// Gives back claims of orders that bought nothing (so a failed order does not
+/// consume its key), and indexes the purchases that were made.
+///
+/// KEYS: 1 the user's purchase index, then claim keys to give back
+/// ARGV: 1 number of index entries n, then n pairs (score, purchase id), then
+///       one fingerprint per claim key
+///
+/// A claim is only deleted while it still holds this order's fingerprint, so a
+/// claim another order has meanwhile taken is left alone. Every key is in the
+/// user's hash slot.
+pub(crate) static SETTLE_USER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local entries = tonumber(ARGV[1])
+for i = 1, entries do
+  redis.call('ZADD', KEYS[1], ARGV[2 * i], ARGV[2 * i + 1])
+end
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[2 * entries + i] then
+    redis.call('DEL', KEYS[i])
+  end
+end
+return 0
 ",
     )
 });

@@ -11,7 +11,7 @@ use super::{RedisStore, keys, scripts, unavailable};
 impl UserRepository for RedisStore {
     #[tracing::instrument(skip_all, fields(user.name = %new.username))]
     async fn create(&self, new: NewUser) -> Result<User, UserError> {
-        let mut connection = self.connection().await?;
+        let mut connection = self.pooled().await?;
         let id: u64 = connection
             .incr(keys::USER_IDS, 1)
             .await
@@ -44,7 +44,7 @@ impl UserRepository for RedisStore {
     }
 
     async fn find_by_username(&self, username: &Username) -> Result<Option<User>, StoreError> {
-        let mut connection = self.connection().await?;
+        let mut connection = self.data();
         let id: Option<u64> = connection
             .get(keys::username(username))
             .await
@@ -56,7 +56,7 @@ impl UserRepository for RedisStore {
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let mut connection = self.connection().await?;
+        let mut connection = self.data();
         let fields: Fields = connection
             .hgetall(keys::user(id))
             .await

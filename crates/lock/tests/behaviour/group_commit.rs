@@ -38,8 +38,8 @@ impl Committer for Recorder {
         }
     }
 
-    fn lock_failed(&self, error: &LockError, _item: &u64) -> Self::Output {
-        Err(error.to_string())
+    async fn lock_failed(&self, error: &LockError, items: &[u64]) -> Vec<Self::Output> {
+        items.iter().map(|_| Err(error.to_string())).collect()
     }
 }
 
