@@ -214,6 +214,11 @@ impl TestApp {
         self._redis.as_ref()
     }
 
+    /// The Redis server, to pause, resume or kill it (Redis mode only).
+    pub(crate) fn redis_mut(&mut self) -> &mut RedisServer {
+        self._redis.as_mut().expect("a Redis-mode app")
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.server.id()
     }

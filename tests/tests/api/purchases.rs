@@ -15,6 +15,8 @@ both_modes!(
     same_key_same_body_replays,
     same_key_different_body_is_422,
     simultaneous_twins_buy_once,
+    twins_of_the_last_unit_all_get_it,
+    disconnected_buyers_buy_once_or_not_at_all,
     failed_purchase_does_not_burn_the_key,
     invalid_idempotency_key_is_422,
 );
@@ -353,4 +355,112 @@ async fn invalid_idempotency_key_is_422(mode: Mode) {
         201
     );
     assert_eq!(app.stock(&admin, id).await["stock"], 4);
+}
+
+/// Ten twins race for the last unit: the first buys it, and every other one —
+/// whether it arrived in the same batch or waited behind it — replays that
+/// purchase rather than hearing "sold out".
+async fn twins_of_the_last_unit_all_get_it(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let admin = app.admin_token().await;
+    let id = app.create_product(&admin, "Last", 100, 1).await["id"]
+        .as_u64()
+        .unwrap();
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let twins = (0..10).map(|_| app.purchase(&alice.token, id, 1, Some("last-one")));
+    let rival = app.purchase(&bob.token, id, 1, None);
+    let (responses, rival) = futures::join!(futures::future::join_all(twins), rival);
+    let mut ids = Vec::new();
+    for response in responses {
+        assert_eq!(response.status(), 201, "a twin was refused");
+        let body: Value = response.json().await.unwrap();
+        ids.push(body["id"].as_u64().unwrap());
+    }
+    assert!(ids.iter().all(|i| *i == ids[0]), "one purchase: {ids:?}");
+    assert_problem(rival, 409, "insufficient-stock").await;
+    assert_eq!(app.stock(&admin, id).await["stock"], 0);
+}
+
+/// Fifty buyers hang up at random moments — before the server read the
+/// request, while it was queued, while its batch ran. Each then retries with
+/// its key: every retry is a 201, and each key bought exactly once (either the
+/// first attempt was applied and the retry replays it, or it was not and the
+/// retry buys) — never half, never twice.
+async fn disconnected_buyers_buy_once_or_not_at_all(mode: Mode) {
+    const BUYERS: u64 = 50;
+    let app = spawn_app(mode).await;
+    let admin = app.admin_token().await;
+    let id = app.create_product(&admin, "Flaky", 100, 1_000).await["id"]
+        .as_u64()
+        .unwrap();
+    let alice = app.user("alice").await;
+    let hang_ups = (0..BUYERS).map(|n| {
+        app.client
+            .post(app.url("/api/purchases"))
+            .bearer_auth(&alice.token)
+            .header("Idempotency-Key", format!("flaky-{n}"))
+            .json(&serde_json::json!({ "product_id": id, "quantity": 1 }))
+            .timeout(std::time::Duration::from_micros(100 * n))
+            .send()
+    });
+    let first_tries = futures::future::join_all(hang_ups).await;
+    assert!(
+        first_tries.iter().any(Result::is_err),
+        "no buyer hung up; the test exercised nothing"
+    );
+    let mut ids = Vec::new();
+    for n in 0..BUYERS {
+        let key = format!("flaky-{n}");
+        let retry = app.purchase(&alice.token, id, 1, Some(&key)).await;
+        assert_eq!(retry.status(), 201, "{}", retry.text().await.unwrap());
+        let body: Value = retry.json().await.unwrap();
+        ids.push(body["id"].as_u64().unwrap());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, BUYERS, "two keys share a purchase");
+    let level = app.stock(&admin, id).await;
+    assert_eq!(level["sold"], BUYERS, "a key bought twice or not at all");
+    let listed: Vec<Value> = app
+        .get(&alice.token, "/api/purchases/me?limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len() as u64, BUYERS);
+}
+
+/// Redis freezes while a purchase without a key is committed: the buyer gets a
+/// 503 naming an `operation_id` instead of a guess; retrying with it as the
+/// Idempotency-Key, once Redis is back, replays the purchase that was made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unknown_outcome_names_an_operation_id_that_replays_it() {
+    let mut app = spawn_app_with(Mode::Redis, &[("REDIS_RESPONSE_TIMEOUT_MS", "300")]).await;
+    let admin = app.admin_token().await;
+    let id = app.create_product(&admin, "Frozen", 100, 10).await["id"]
+        .as_u64()
+        .unwrap();
+    let alice = app.user("alice").await;
+    // Loads the purchase script (a fresh server would refuse the frozen call
+    // with NOSCRIPT rather than run it).
+    assert_eq!(app.purchase(&alice.token, id, 1, None).await.status(), 201);
+    app.redis_mut().pause();
+    let lost = app.purchase(&alice.token, id, 2, None).await;
+    app.redis_mut().resume();
+    assert_eq!(lost.headers()["retry-after"], "1");
+    let problem = assert_problem(lost, 503, "outcome-unknown").await;
+    let operation_id = problem["operation_id"].as_str().unwrap().to_owned();
+    assert!(
+        problem["detail"].as_str().unwrap().contains(&operation_id),
+        "{problem}"
+    );
+    let retry = app.purchase(&alice.token, id, 2, Some(&operation_id)).await;
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    let stock = app.stock(&admin, id).await;
+    assert_eq!(
+        (stock["stock"].as_u64(), stock["sold"].as_u64()),
+        (Some(7), Some(3))
+    );
 }

@@ -508,3 +508,6 @@ fn answer(item: &PurchaseItem, outcome: Outcome) -> Result<PurchaseReceipt, Purc
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests;
