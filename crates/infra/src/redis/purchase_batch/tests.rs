@@ -1,7 +1,6 @@
 //! The purchase batches against a real redis-server: orders answered exactly
 //! as if alone at their place, a batch whose lease was lost, lost replies.
 
-
 use std::time::Duration;
 
 use inventory_domain::{
