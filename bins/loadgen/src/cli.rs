@@ -60,9 +60,11 @@ pub(crate) struct Cli {
     #[arg(long, default_value = "1")]
     pub(crate) quantity: QuantityRange,
 
-    /// Number of products in `multi-product` (buyers are spread across them round-robin).
-    #[arg(long, default_value_t = 4)]
-    pub(crate) products: usize,
+    /// Number of products [default: multi-product 4, sustained 1]. `multi-product` spreads
+    /// buyers across them round-robin; `sustained` binds client `i` to product `i mod N`
+    /// (with N = concurrency, no two clients ever contend for a product).
+    #[arg(long)]
+    pub(crate) products: Option<usize>,
 
     /// Share of `sustained` requests that read stock instead of buying (0.0..=1.0).
     #[arg(long, default_value_t = 0.0)]
@@ -179,8 +181,9 @@ impl Cli {
     /// Number of products the scenario creates.
     pub(crate) fn product_count(&self) -> usize {
         match self.scenario {
-            Scenario::MultiProduct => self.products.max(1),
-            Scenario::BlackFriday | Scenario::Sustained => 1,
+            Scenario::MultiProduct => self.products.unwrap_or(4).max(1),
+            Scenario::Sustained => self.products.unwrap_or(1).max(1),
+            Scenario::BlackFriday => 1,
         }
     }
 

@@ -65,7 +65,7 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<Report> {
             reads: Vec::new(),
         },
         Scenario::Sustained => {
-            sustained::run(&api, &buyers, &products[0], sustained_options(cli)).await?
+            sustained::run(&api, &buyers, &products, sustained_options(cli)).await?
         }
     };
 

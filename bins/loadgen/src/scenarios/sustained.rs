@@ -1,5 +1,6 @@
 //! `sustained`: C concurrent clients, each buying (or, with `--read-ratio`, reading stock)
-//! in a closed loop for T seconds, against a stock large enough not to run out.
+//! in a closed loop for T seconds, against a stock large enough not to run out. With
+//! several products, client `i` buys product `i mod N` only.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,10 +44,11 @@ pub(crate) struct SustainedRun {
 pub(crate) async fn run(
     api: &Api,
     buyers: &[Buyer],
-    product: &Id,
+    products: &[Id],
     options: SustainedOptions,
 ) -> anyhow::Result<SustainedRun> {
     anyhow::ensure!(!buyers.is_empty(), "sustained needs at least one buyer");
+    anyhow::ensure!(!products.is_empty(), "sustained needs at least one product");
     let clients = options.concurrency.max(1);
     if options.warm_up {
         warm_up(api, clients).await?;
@@ -55,7 +57,6 @@ pub(crate) async fn run(
     let (start, gate) = watch::channel(None::<Instant>);
     let shared = Arc::new(Shared {
         api: api.clone(),
-        product: product.clone(),
         purchases: AtomicU64::new(0),
         reads: AtomicU64::new(0),
         options,
@@ -63,8 +64,10 @@ pub(crate) async fn run(
     let mut tasks = JoinSet::new();
     for worker in 0..clients {
         let tokens = tokens_of(buyers, worker, clients);
+        let product = worker % products.len();
         let client = Worker {
             shared: Arc::clone(&shared),
+            product: (product, products[product].clone()),
             tokens,
             ready: Arc::clone(&ready),
             gate: gate.clone(),
@@ -108,7 +111,6 @@ fn tokens_of(buyers: &[Buyer], worker: usize, clients: usize) -> Vec<String> {
 
 struct Shared {
     api: Api,
-    product: Id,
     purchases: AtomicU64,
     reads: AtomicU64,
     options: SustainedOptions,
@@ -116,6 +118,8 @@ struct Shared {
 
 struct Worker {
     shared: Arc<Shared>,
+    /// The product this client buys: its index in the run's products, and its id.
+    product: (usize, Id),
     tokens: Vec<String>,
     ready: Arc<Barrier>,
     gate: watch::Receiver<Option<Instant>>,
@@ -147,23 +151,23 @@ impl Worker {
         let shared = &self.shared;
         let request = shared
             .api
-            .purchase_request(token, &shared.product, quantity, &idempotency_key())
+            .purchase_request(token, &self.product.1, quantity, &idempotency_key())
             .ok()?;
         let retries = shared.options.retries_on_503;
         let sent = send_purchase(shared.api.http(), request, &shared.purchases, t0, retries).await;
-        Some(sent.into_sample(0, quantity))
+        Some(sent.into_sample(self.product.0, quantity))
     }
 
     async fn read(&self, token: &str, t0: Instant) -> Option<Sample> {
         let shared = &self.shared;
-        let request = shared.api.stock_request(token, &shared.product).ok()?;
+        let request = shared.api.stock_request(token, &self.product.1).ok()?;
         let seq = shared.reads.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
         let status: Status = send_plain(shared.api.http(), request).await;
         let done = Instant::now();
         Some(Sample {
             seq,
-            product: 0,
+            product: self.product.0,
             quantity: 0,
             sent_us: micros(sent, t0),
             done_us: micros(done, t0),
