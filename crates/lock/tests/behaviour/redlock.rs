@@ -449,8 +449,15 @@ async fn a_write_delayed_past_the_lease_is_refused_once_the_next_holder_acquires
     let stale = Arc::new(first.acquire(&key("stalled"), &ttl).await.unwrap());
     fixture.guarded_set(&stale, 1).await.unwrap();
 
-    // The stale holder's connection to the data node stalls server-side.
-    let delayed = fixture.data().await;
+    // The stale holder's connection to the data node stalls server-side
+    // (no client-side response timeout: the stall is the point).
+    let delayed = redis::Client::open(fixture.data.url())
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+        )
+        .await
+        .unwrap();
     let blocker = {
         let mut connection = delayed.clone();
         tokio::spawn(async move {
