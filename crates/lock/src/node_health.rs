@@ -19,12 +19,17 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// How far `uptime_in_seconds` can overstate the real uptime: Redis computes
+/// it from two whole-second wall-clock readings, so a server started at
+/// x.99 s reports 1 s at (x+1).00 s.
+const UPTIME_SLACK: Duration = Duration::from_secs(1);
+
 /// What one probe of a node reported.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Probe {
     /// `run_id`: random per server process, so it changes with every restart.
     pub(crate) run_id: Option<String>,
-    /// `uptime_in_seconds` (rounded down by Redis).
+    /// `uptime_in_seconds` (whole seconds; up to [`UPTIME_SLACK`] more than the truth).
     pub(crate) uptime: Option<Duration>,
     /// `aof_enabled`.
     pub(crate) aof_enabled: Option<bool>,
@@ -81,9 +86,9 @@ pub(crate) enum Reason {
 ///
 /// * declared `durable` and AOF not reported off → at once;
 /// * the same `run_id` as the previous admission → the previous decision stands;
-/// * otherwise it started `uptime` ago (at most: Redis rounds down), so it
-///   counts from `at + max_ttl − uptime`, which is never earlier than
-///   restart + `max_ttl`;
+/// * otherwise it started more than `uptime − 1 s` ago (see
+///   [`UPTIME_SLACK`]), so it counts from `at + max_ttl − (uptime − 1 s)`,
+///   which is never earlier than restart + `max_ttl`;
 /// * no `run_id` or uptime → `at + max_ttl`.
 pub(crate) fn admit(
     previous: Option<&Admission>,
@@ -113,7 +118,7 @@ pub(crate) fn admit(
     match (&run_id, probe.uptime) {
         (Some(_), Some(uptime)) => Admission {
             run_id,
-            counts_from: at + max_ttl.saturating_sub(uptime),
+            counts_from: at + max_ttl.saturating_sub(uptime.saturating_sub(UPTIME_SLACK)),
             reason: Reason::Started,
         },
         _ => Admission {
@@ -163,8 +168,14 @@ mod tests {
     #[test]
     fn a_freshly_started_node_waits_out_max_ttl_from_its_start() {
         let now = Instant::now();
+        // Up "10 s" may be 9.01 s: 20.99 s are left, at most.
         let admission = admit(None, &probe("a", 10), false, TTL, now);
-        assert_eq!(admission.counts_from, now + Duration::from_secs(20));
+        assert_eq!(admission.counts_from, now + Duration::from_secs(21));
+        // "1 s" may be a few milliseconds: the whole max_ttl is left.
+        let just = admit(None, &probe("a", 1), false, TTL, now);
+        assert_eq!(just.counts_from, now + TTL);
+        let zero = admit(None, &probe("a", 0), false, TTL, now);
+        assert_eq!(zero.counts_from, now + TTL);
     }
 
     #[test]
@@ -184,7 +195,7 @@ mod tests {
         assert_eq!(counted.counts_from, start);
         let later = start + Duration::from_secs(100);
         let restarted = admit(Some(&counted), &probe("b", 1), false, TTL, later);
-        assert_eq!(restarted.counts_from, later + Duration::from_secs(29));
+        assert_eq!(restarted.counts_from, later + TTL);
         assert_eq!(restarted.run_id.as_deref(), Some("b"));
     }
 
@@ -192,7 +203,7 @@ mod tests {
     fn a_restart_noticed_late_costs_only_what_is_left() {
         let now = Instant::now();
         let previous = admit(None, &probe("a", 3_600), false, TTL, now);
-        let restarted = admit(Some(&previous), &probe("b", 45), false, TTL, now);
+        let restarted = admit(Some(&previous), &probe("b", 31), false, TTL, now);
         assert_eq!(restarted.counts_from, now);
     }
 
