@@ -366,6 +366,20 @@ async fn a_node_restarted_empty_does_not_count_until_max_ttl_has_passed() {
     nodes[2].restart();
 
     // Nodes 1 and 2 would grant it (they forgot the lock); node 0 refuses.
+    // Neither the holder's own process (which notices the restarts when its
+    // connections break) nor a new one may count the restarted nodes.
+    let refused = first
+        .acquire(
+            &key("restart"),
+            &ttl.clone().with_wait_timeout(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap_err();
+    assert!(refused.is_no_quorum(), "{refused}");
+    let status = first.status().await;
+    assert_eq!(status.counting, 1, "only node 0 counts: {status:?}");
+    assert!(status.nodes[1].quarantine_left.is_some());
+    assert!(status.nodes[2].quarantine_left.is_some());
     let second = process(&nodes).await;
     let refused = second
         .acquire(
@@ -375,9 +389,6 @@ async fn a_node_restarted_empty_does_not_count_until_max_ttl_has_passed() {
         .await
         .unwrap_err();
     assert!(refused.is_no_quorum(), "{refused}");
-    let status = second.status().await;
-    assert_eq!(status.counting, 1, "{status:?}");
-    assert!(status.nodes[1].quarantine_left.is_some());
 
     // Once max_ttl has passed since the restart they count again.
     let next = second
