@@ -13,7 +13,10 @@
 //! A request that times out keeps its connection: the node may merely be
 //! slow or stopped, and the request (say a `SET NX`) may still run later.
 //! Anything sent after it on the same connection — the release of that very
-//! attempt — runs after it, so a late `SET NX` is still undone.
+//! attempt — runs after it, so a late `SET NX` is still undone. (redis-rs
+//! drops a request whose caller gave up before the connection task wrote it;
+//! a `SET NX` dropped that way never runs, and a release is given up on only
+//! after a whole node timeout, long after it was written.)
 
 use std::fmt;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
@@ -110,6 +113,13 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// Whether a release that failed this way should be sent again: not after
+    /// a timeout, where it is (all but certainly) already on its way,
+    /// queued behind whatever was sent before it on the same connection.
+    pub(crate) fn needs_resend(&self) -> bool {
+        !matches!(self, Self::Timeout)
+    }
+
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Down => "down",

@@ -464,7 +464,10 @@ impl Backend for RedlockBackend {
         let mut votes: FuturesUnordered<_> = self
             .nodes
             .iter()
-            .map(|node| node.extend(key, token, ttl, deadline, since))
+            .map(|node| {
+                let (node, key, token) = (Arc::clone(node), key.clone(), token.clone());
+                async move { node.extend(&key, &token, ttl, deadline, since).await }
+            })
             .collect();
         while let Some(vote) = votes.next().await {
             match vote {
@@ -474,6 +477,11 @@ impl Backend for RedlockBackend {
             if tally.has_quorum() || tally.is_lost() {
                 break;
             }
+        }
+        if !votes.is_empty() {
+            // Renew the slower nodes too (owner-checked, so harmless if late):
+            // the more nodes hold the lease, the more failures it survives.
+            tokio::spawn(async move { while votes.next().await.is_some() {} });
         }
         if tally.has_quorum() {
             Ok(true)
@@ -486,38 +494,67 @@ impl Backend for RedlockBackend {
 
     /// `Ok(true)` when a quorum of nodes deleted the token, `Ok(false)` when
     /// so many lacked it that the lease had already ended, `Err(NoQuorum)`
-    /// when failures left it undecided. Nodes that did not answer get the
-    /// release again from the background releaser.
+    /// when failures left it undecided. Returns as soon as that is known;
+    /// slower nodes finish in the background, and nodes the request did not
+    /// reach get it again from the background releaser.
     async fn release(&self, key: &LockKey, token: &LockToken) -> Result<bool, LockError> {
         let since = Instant::now();
         let deadline = since + self.config.node_timeout_untimed();
+        let horizon = since + self.config.max_ttl;
         let mut tally = Tally::new(self.nodes.len());
         let mut deleted = 0;
-        let mut unanswered = vec![true; self.nodes.len()];
+        let mut resend = Vec::new();
         let mut requests: FuturesUnordered<_> = self
             .nodes
             .iter()
             .enumerate()
-            .map(|(index, node)| async move { (index, node.release(key, token, deadline).await) })
+            .map(|(index, node)| {
+                let (node, key, token) = (Arc::clone(node), key.clone(), token.clone());
+                async move { (index, node.release(&key, &token, deadline).await) }
+            })
             .collect();
         while let Some((index, reply)) = requests.next().await {
             match reply {
                 Ok(reply) => {
-                    unanswered[index] = false;
                     if reply.value == Answer::Yes {
                         deleted += 1;
                     }
                     tally.record(reply.voter.as_deref(), reply.value);
                 }
-                Err(_) => tally.record(None, Answer::Failed),
+                Err(failure) => {
+                    if failure.needs_resend() {
+                        resend.push(index);
+                    }
+                    tally.record(None, Answer::Failed);
+                }
             }
             if deleted >= tally.quorum() || tally.is_lost() {
                 break;
             }
         }
-        drop(requests);
-        let unanswered: Vec<usize> = (0..unanswered.len()).filter(|&i| unanswered[i]).collect();
-        self.release_later(key, token, unanswered, since + self.config.max_ttl);
+        self.release_later(key, token, resend, horizon);
+        if !requests.is_empty() {
+            let detached = self.detached.clone();
+            let (key, token) = (key.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut resend = Vec::new();
+                while let Some((index, reply)) = requests.next().await {
+                    if let Err(failure) = reply
+                        && failure.needs_resend()
+                    {
+                        resend.push(index);
+                    }
+                }
+                if !resend.is_empty() {
+                    let _ = detached.send(DetachedRelease {
+                        key,
+                        token,
+                        horizon,
+                        nodes: resend,
+                    });
+                }
+            });
+        }
         if deleted > 0 {
             let channel = key.release_channel();
             for wakeups in &self.wakeups {
@@ -588,8 +625,9 @@ async fn release_on_node(
     loop {
         let retry_at = match node.release(&key, &token, Instant::now() + timeout).await {
             Ok(_) => return,
-            // Sent on a live connection: it runs when the node answers again,
-            // after everything sent before it (such as a late `SET NX`).
+            // Sent on a live connection (see `Failure::needs_resend`): it runs
+            // when the node answers again, after everything sent before it on
+            // that connection, such as a late `SET NX`.
             Err(Failure::Timeout) => return,
             // No connection: try again once the node may be reachable.
             Err(Failure::Down | Failure::Dropped(_)) => node
