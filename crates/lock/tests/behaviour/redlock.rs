@@ -218,6 +218,46 @@ async fn two_of_five_nodes_killed_before_and_during_a_hold() {
     assert!(lock.status().await.has_quorum());
 }
 
+/// A waiter is woken by a release announced on any node: two nodes are dead
+/// while it waits, and its fallback backoff is longer than its whole wait, so
+/// only a wake-up from the other three can get it the lock in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_ups_come_from_any_node() {
+    let mut fixture = RedlockFixture::start(5);
+    let holder_process = fixture.lock().await;
+    let waiter_process = fixture.lock().await;
+    let holder = holder_process
+        .acquire(&key("any"), &options())
+        .await
+        .unwrap();
+    fixture.nodes[0].kill();
+    fixture.nodes[1].kill();
+    let patient = options()
+        .with_wait_timeout(Duration::from_secs(3))
+        .with_backoff(Duration::from_secs(4), Duration::from_secs(5));
+    let waiter = {
+        let waiter_process = waiter_process.clone();
+        tokio::spawn(async move { waiter_process.acquire(&key("any"), &patient).await })
+    };
+    // The waiter listens on the three live nodes.
+    for index in 2..5 {
+        let mut node = connect(&fixture.nodes[index].url()).await;
+        suite::until_async("the waiter to subscribe", async || {
+            let (_, subscribers): (String, u64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(key("any").release_channel())
+                .query_async(&mut node)
+                .await
+                .unwrap();
+            subscribers == 1
+        })
+        .await;
+    }
+    holder.release().await.unwrap();
+    let granted = waiter.await.unwrap().expect("woken by the release");
+    granted.release().await.unwrap();
+}
+
 /// Three of five nodes killed: acquisition gives up at its wait timeout with
 /// `NoQuorum` (a timeout-like error: retry later), leaves nothing held on the
 /// two survivors and mints no fencing token.
