@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::key::LockKey;
-use crate::node_health::{self, Admission, Probe, Reason};
+use crate::node_health::{self, Admission, Probe};
 use crate::quorum::Answer;
 use crate::redlock_config::RedlockNode;
 use crate::scripts;
@@ -460,16 +460,14 @@ impl Node {
         let wait = admission
             .counts_from
             .saturating_duration_since(Instant::now());
-        match admission.reason {
-            Reason::Durable | Reason::SameProcess if !restarted => {}
-            _ if wait.is_zero() && !restarted => {}
-            reason => tracing::warn!(
+        if restarted || !wait.is_zero() {
+            tracing::warn!(
                 lock.node = %self.address,
                 restarted,
-                ?reason,
+                reason = ?admission.reason,
                 quarantine = ?wait,
-                "redlock node (re)started recently; it does not count toward quorums until its quarantine ends"
-            ),
+                "redlock node (re)started; its votes count toward quorums once the quarantine is over"
+            );
         }
     }
 

@@ -574,16 +574,31 @@ impl Backend for RedlockBackend {
         self.release_later(&key, &token, self.all_nodes(), horizon);
     }
 
+    /// Subscribes on every node and returns once enough subscriptions are in
+    /// place: a lease is released on at least a quorum of nodes, so listening
+    /// on N − quorum + 1 of them hears every release. Subscriptions to slow or
+    /// dead nodes are not waited for (at most the node timeout).
     async fn watch_releases(&self, key: &LockKey) -> ReleaseWatch {
         let channel = key.release_channel();
-        let timeout = self.config.node_timeout_untimed();
-        let watches = futures::future::join_all(
-            self.wakeups
-                .iter()
-                .map(|wakeups| tokio::time::timeout(timeout, wakeups.watch(&channel))),
-        )
-        .await;
-        ReleaseWatch::any(watches.into_iter().filter_map(Result::ok))
+        let deadline = Instant::now() + self.config.node_timeout_untimed();
+        let enough = self.nodes.len() + 1 - crate::quorum::quorum(self.nodes.len());
+        let mut subscribing: FuturesUnordered<_> = self
+            .wakeups
+            .iter()
+            .map(|wakeups| tokio::time::timeout_at(deadline, wakeups.listen(&channel)))
+            .collect();
+        let mut watches = Vec::with_capacity(self.wakeups.len());
+        let mut listening = 0;
+        while let Some(result) = subscribing.next().await {
+            if let Ok((watch, subscribed)) = result {
+                watches.push(watch);
+                listening += usize::from(subscribed);
+            }
+            if listening >= enough {
+                break;
+            }
+        }
+        ReleaseWatch::any(watches)
     }
 
     fn lock_on_fence_store(&self) -> bool {
