@@ -188,3 +188,28 @@ impl Drop for PendingAttempt {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_merged_watch_fires_on_any_source_and_outlives_a_dead_one() {
+        let (first, first_rx) = watch::channel(0u64);
+        let (second, second_rx) = watch::channel(0u64);
+        let mut merged = ReleaseWatch::any([
+            ReleaseWatch::new(first_rx, None),
+            ReleaseWatch::new(second_rx, None),
+        ]);
+        merged.mark_seen();
+        second.send_modify(|n| *n += 1);
+        merged.released().await;
+
+        merged.mark_seen();
+        drop(first);
+        let quiet = tokio::time::timeout(Duration::from_secs(1), merged.released()).await;
+        assert!(quiet.is_err(), "a source that went away is not a release");
+        second.send_modify(|n| *n += 1);
+        merged.released().await;
+    }
+}

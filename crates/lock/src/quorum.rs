@@ -143,6 +143,20 @@ impl Tally {
         self.granted() >= self.quorum
     }
 
+    /// Whether a round can stop waiting for the `outstanding` nodes: a quorum
+    /// is won, or it is lost to contention whatever they say. (A round
+    /// without a quorum of usable nodes waits for every answer, so that its
+    /// error says how many nodes answered; a stopped node costs it at most
+    /// the node timeout.)
+    pub(crate) fn settled(&self, outstanding: usize) -> bool {
+        if outstanding == 0 || self.has_quorum() {
+            return true;
+        }
+        let winnable = self.granted() + outstanding >= self.quorum;
+        let contended = self.no > 0 && self.answered() >= self.quorum;
+        !winnable && contended
+    }
+
     /// So many nodes definitely lack our token (any `No`, eligible or not: a
     /// missing key is missing) that a quorum can never hold it again: a lease
     /// that an extension finds in this state is lost.
@@ -301,6 +315,31 @@ mod tests {
         ]);
         assert_eq!(t.verdict(), Verdict::NoQuorum { answered: 2 });
         assert_eq!(t.failed(), 3);
+    }
+
+    #[test]
+    fn a_round_stops_waiting_once_won_or_lost_to_contention() {
+        // Two yes, two silent: still winnable.
+        let t = tally(&[(Some("a"), Answer::Yes), (Some("b"), Answer::Yes)]);
+        assert!(!t.settled(3));
+        let won = tally(&[
+            (Some("a"), Answer::Yes),
+            (Some("b"), Answer::Yes),
+            (Some("c"), Answer::Yes),
+        ]);
+        assert!(won.settled(2));
+        // Three no: lost to contention whatever the last two say.
+        let t = tally(&[(Some("a"), NO), (Some("b"), NO), (Some("c"), NO)]);
+        assert!(t.settled(2));
+        // Three dead: no quorum, but the error should say how many of the
+        // other two answered, so the round waits for them.
+        let t = tally(&[
+            (None, Answer::Failed),
+            (None, Answer::Failed),
+            (None, Answer::Failed),
+        ]);
+        assert!(!t.settled(2));
+        assert!(t.settled(0));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! 2. A quorum (N/2 + 1 distinct, eligible servers — see
 //!    [`crate::node_health`]) said yes → `INCR` the key's fence counter on the
 //!    fence store; that value is the guard's fencing token. The round ends as
-//!    soon as the quorum is reached.
+//!    soon as it is won, or lost to contention, without waiting for slower
+//!    nodes.
 //! 3. Otherwise, or if the mint fails, the token is released (owner-checked,
 //!    in the background) on every node that may hold it: those that said
 //!    yes, failed, timed out or had not answered yet. (A node that refused
@@ -400,9 +401,9 @@ impl Backend for RedlockBackend {
                 }
                 Err(_) => tally.record(None, Answer::Failed),
             }
-            if tally.has_quorum() {
-                // Stragglers keep running on their connections; the guard's
-                // release goes to every node.
+            if tally.settled(votes.len()) {
+                // Requests already written still run on their nodes: our
+                // token may be there, and is released below or by the guard.
                 break;
             }
         }
