@@ -8,6 +8,11 @@
 //!    passes (the fallback for a lost notification), or the wait deadline.
 //! 3. No attempt starts after the deadline; an attempt in flight runs to its
 //!    reply (bounded by the backend's response timeout).
+//! 4. A grant counts only if it arrives while the lease is still valid:
+//!    `TTL − elapsed − drift > 0`, with `elapsed` measured from before the
+//!    request left (for Redlock: before the first node was asked, and
+//!    including the fencing-token mint). A later grant is released and the
+//!    attempt counts as refused.
 //!
 //! Every attempt uses a fresh token and is armed for cleanup
 //! ([`crate::backend::PendingAttempt`]): if its reply is lost or the caller's
@@ -26,6 +31,7 @@ use crate::key::LockKey;
 use crate::metrics;
 use crate::options::AcquireOptions;
 use crate::queue::KeyedQueue;
+use crate::quorum;
 
 /// Waits for `key` until `options.wait_timeout()` has passed.
 pub(crate) async fn acquire(
@@ -61,9 +67,16 @@ pub(crate) async fn try_acquire(
         metrics::contended(backend.name());
         return Ok(None);
     };
+    let started = Instant::now();
     let result = attempt_once(&backend, key, options, 1).await;
     drop(head);
-    result.map(Result::ok)
+    match result? {
+        Ok(guard) => Ok(Some(guard)),
+        Err(refusal @ Attempt::NoQuorum { .. }) => {
+            Err(gave_up(key, &refusal, started.elapsed(), 1))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 async fn wait_for_lock(
@@ -74,15 +87,14 @@ async fn wait_for_lock(
     started: Instant,
 ) -> Result<LockGuard, LockError> {
     let deadline = started + options.wait_timeout();
-    let timeout = |attempts| LockError::Timeout {
-        key: key.clone(),
-        waited: started.elapsed(),
-        attempts,
-    };
     // Leaving the line (dropping `_head`) as soon as this function returns lets
     // the next same-process caller become head: see `crate::queue`.
     let Some(_head) = queue.enter(key, deadline).await else {
-        return Err(timeout(0));
+        return Err(LockError::Timeout {
+            key: key.clone(),
+            waited: started.elapsed(),
+            attempts: 0,
+        });
     };
     let mut attempts = 0;
     let mut watch: Option<ReleaseWatch> = None;
@@ -91,41 +103,81 @@ async fn wait_for_lock(
             watch.mark_seen();
         }
         attempts += 1;
-        let pttl = match attempt_once(&backend, key, options, attempts).await? {
+        let refusal = match attempt_once(&backend, key, options, attempts).await? {
             Ok(guard) => return Ok(guard),
-            Err(pttl) => pttl,
+            Err(refusal) => refusal,
         };
-        metrics::contended(backend.name());
+        if let Attempt::Held { .. } = refusal {
+            metrics::contended(backend.name());
+        }
         if Instant::now() >= deadline {
-            return Err(timeout(attempts));
+            return Err(gave_up(key, &refusal, started.elapsed(), attempts));
         }
         let Some(watch) = &mut watch else {
             // First refusal: listen for releases, then look again at once.
             watch = Some(backend.watch_releases(key).await);
             continue;
         };
-        let nap = backoff::jittered(options.backoff_min(), options.backoff_cap(), pttl);
+        let nap = backoff::jittered(options.backoff_min(), options.backoff_cap(), refusal.pttl());
         tokio::select! {
             () = watch.released() => {}
             () = tokio::time::sleep(nap) => {}
-            () = tokio::time::sleep_until(deadline) => return Err(timeout(attempts)),
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(gave_up(key, &refusal, started.elapsed(), attempts));
+            }
         }
     }
 }
 
-/// `Ok(Ok(guard))` when taken, `Ok(Err(pttl))` when held by someone else.
+/// The error for a caller who gave up with `last` as the last refusal.
+fn gave_up(key: &LockKey, last: &Attempt, waited: std::time::Duration, attempts: u32) -> LockError {
+    match *last {
+        Attempt::NoQuorum {
+            answered,
+            nodes,
+            quorum,
+        } => LockError::NoQuorum {
+            operation: "acquire",
+            key: key.clone(),
+            answered,
+            nodes,
+            quorum,
+            waited,
+            attempts,
+        },
+        Attempt::Acquired(_) | Attempt::Held { .. } => LockError::Timeout {
+            key: key.clone(),
+            waited,
+            attempts,
+        },
+    }
+}
+
+/// `Ok(Ok(guard))` when taken, `Ok(Err(refusal))` when not (held elsewhere, or no quorum).
 async fn attempt_once(
     backend: &Arc<dyn Backend>,
     key: &LockKey,
     options: &AcquireOptions,
     attempts: u32,
-) -> Result<Result<LockGuard, Option<std::time::Duration>>, LockError> {
+) -> Result<Result<LockGuard, Attempt>, LockError> {
     let pending = PendingAttempt::new(backend.clone(), key, options.ttl());
     // The lease is measured from before the request leaves: whatever time the
     // request spends in flight is already counted against it.
     let sent_at = Instant::now();
     let attempt = backend.attempt(key, pending.token(), options.ttl()).await?;
     match attempt {
+        Attempt::Acquired(_)
+            if quorum::validity_left(options.ttl(), options.drift(), sent_at.elapsed())
+                .is_none() =>
+        {
+            // Granted too late to be of use: the lease may already be gone.
+            // `pending` is still armed, so dropping it releases the key.
+            tracing::debug!(
+                lock.attempts = attempts,
+                "lock granted after its validity had passed; released"
+            );
+            Ok(Err(Attempt::Held { pttl: None }))
+        }
         Attempt::Acquired(fence) => {
             let token = pending.disarm();
             tracing::debug!(
@@ -143,9 +195,9 @@ async fn attempt_once(
                 attempts,
             )))
         }
-        Attempt::Held { pttl } => {
+        refusal @ (Attempt::Held { .. } | Attempt::NoQuorum { .. }) => {
             pending.disarm();
-            Ok(Err(pttl))
+            Ok(Err(refusal))
         }
     }
 }

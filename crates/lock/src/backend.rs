@@ -20,6 +20,23 @@ pub(crate) enum Attempt {
     Acquired(FencingToken),
     /// Held by someone else, who has this much lease left (if known).
     Held { pttl: Option<Duration> },
+    /// Redlock: too few nodes answered to decide. Nobody can take the key now;
+    /// the caller retries like after `Held` until its wait deadline.
+    NoQuorum {
+        answered: usize,
+        nodes: usize,
+        quorum: usize,
+    },
+}
+
+impl Attempt {
+    /// The lease left to whoever holds the key, when known: bounds the fallback sleep.
+    pub(crate) fn pttl(&self) -> Option<Duration> {
+        match self {
+            Self::Held { pttl } => *pttl,
+            Self::Acquired(_) | Self::NoQuorum { .. } => None,
+        }
+    }
 }
 
 #[async_trait]
@@ -53,13 +70,22 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Starts listening for releases of `key`. Must be listening when it returns,
     /// so a release after any later attempt is observed.
     async fn watch_releases(&self, key: &LockKey) -> ReleaseWatch;
+
+    /// Whether the lock key lives on the node that keeps the fencing counter,
+    /// so a guarded script there can check the holder's token on the lock key
+    /// as well as the fence. `false` for Redlock: its lock lives on other
+    /// nodes, and guarded scripts on the fence store check the fence alone.
+    fn lock_on_fence_store(&self) -> bool {
+        true
+    }
 }
 
-/// A subscription to the releases of one key: a counter that moves on every release.
+/// A subscription to the releases of one key: counters that move on every
+/// release (one per node the key's releases are announced on).
 pub(crate) struct ReleaseWatch {
-    receiver: Option<watch::Receiver<u64>>,
-    /// Keeps the backend's subscription alive while we wait (refcount guard).
-    _subscription: Option<Box<dyn Send + Sync>>,
+    receivers: Vec<watch::Receiver<u64>>,
+    /// Keep the backends' subscriptions alive while we wait (refcount guards).
+    _subscriptions: Vec<Box<dyn Send + Sync>>,
 }
 
 impl ReleaseWatch {
@@ -68,38 +94,54 @@ impl ReleaseWatch {
         subscription: Option<Box<dyn Send + Sync>>,
     ) -> Self {
         Self {
-            receiver: Some(receiver),
-            _subscription: subscription,
+            receivers: vec![receiver],
+            _subscriptions: subscription.into_iter().collect(),
         }
     }
 
     /// A watch that never fires (no notifications available): waiters rely on backoff.
     pub(crate) fn none() -> Self {
         Self {
-            receiver: None,
-            _subscription: None,
+            receivers: Vec::new(),
+            _subscriptions: Vec::new(),
         }
+    }
+
+    /// Fires when any of `watches` fires (Redlock: a release announced by any node).
+    pub(crate) fn any(watches: impl IntoIterator<Item = ReleaseWatch>) -> Self {
+        let mut merged = Self::none();
+        for watch in watches {
+            merged.receivers.extend(watch.receivers);
+            merged._subscriptions.extend(watch._subscriptions);
+        }
+        merged
     }
 
     /// Marks every release seen so far as handled; call just before an attempt.
     pub(crate) fn mark_seen(&mut self) {
-        if let Some(receiver) = &mut self.receiver {
+        for receiver in &mut self.receivers {
             receiver.borrow_and_update();
         }
     }
 
     /// Resolves at the first release after the last [`ReleaseWatch::mark_seen`].
     pub(crate) async fn released(&mut self) {
-        match &mut self.receiver {
-            Some(receiver) => {
-                if receiver.changed().await.is_err() {
-                    // Publisher gone: behave like "no notifications".
-                    self.receiver = None;
-                    std::future::pending::<()>().await;
-                }
+        while !self.receivers.is_empty() {
+            let (changed, index) = {
+                let changes = self
+                    .receivers
+                    .iter_mut()
+                    .map(|receiver| Box::pin(receiver.changed()));
+                let (changed, index, _) = futures::future::select_all(changes).await;
+                (changed.is_ok(), index)
+            };
+            if changed {
+                return;
             }
-            None => std::future::pending::<()>().await,
+            // Publisher gone: that source behaves like "no notifications".
+            self.receivers.swap_remove(index);
         }
+        std::future::pending::<()>().await;
     }
 }
 
@@ -144,5 +186,30 @@ impl Drop for PendingAttempt {
             self.backend
                 .release_detached(self.key.clone(), self.token.clone(), horizon);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_merged_watch_fires_on_any_source_and_outlives_a_dead_one() {
+        let (first, first_rx) = watch::channel(0u64);
+        let (second, second_rx) = watch::channel(0u64);
+        let mut merged = ReleaseWatch::any([
+            ReleaseWatch::new(first_rx, None),
+            ReleaseWatch::new(second_rx, None),
+        ]);
+        merged.mark_seen();
+        second.send_modify(|n| *n += 1);
+        merged.released().await;
+
+        merged.mark_seen();
+        drop(first);
+        let quiet = tokio::time::timeout(Duration::from_secs(1), merged.released()).await;
+        assert!(quiet.is_err(), "a source that went away is not a release");
+        second.send_modify(|n| *n += 1);
+        merged.released().await;
     }
 }

@@ -35,6 +35,30 @@ pub enum LockError {
         /// The key.
         key: LockKey,
     },
+    /// Redlock: too few lock nodes answered (in time, and outside their
+    /// post-restart quarantine) to form a quorum. For `acquire` this is
+    /// reported once the wait timeout has passed, and nothing is left held;
+    /// like [`LockError::Timeout`] it counts as a timeout
+    /// ([`LockError::is_timeout`]): retrying later may succeed.
+    #[error(
+        "no quorum of lock nodes for {operation} on `{key}`: {answered} of {nodes} nodes usable, {quorum} needed (after {waited:?}, {attempts} attempts)"
+    )]
+    NoQuorum {
+        /// `acquire`, `extend` or `release`.
+        operation: &'static str,
+        /// The key concerned.
+        key: LockKey,
+        /// Distinct eligible nodes that answered the last attempt.
+        answered: usize,
+        /// Nodes configured.
+        nodes: usize,
+        /// Votes needed.
+        quorum: usize,
+        /// How long the caller waited.
+        waited: Duration,
+        /// How many rounds were sent.
+        attempts: u32,
+    },
     /// Redis failed or did not answer in time. For a write, the outcome is unknown.
     #[error("redis error during {operation} on lock `{key}`")]
     Backend {
@@ -58,9 +82,17 @@ pub enum LockError {
 }
 
 impl LockError {
-    /// The lock could not be had within the wait timeout.
+    /// The lock could not be had within the wait timeout: it stayed held
+    /// ([`LockError::Timeout`]) or, with Redlock, too few nodes answered
+    /// ([`LockError::NoQuorum`]). Either way nothing is held and retrying
+    /// later may succeed (a service answers "503, retry after").
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Timeout { .. })
+        matches!(self, Self::Timeout { .. } | Self::NoQuorum { .. })
+    }
+
+    /// Redlock could not reach a quorum of its nodes.
+    pub fn is_no_quorum(&self) -> bool {
+        matches!(self, Self::NoQuorum { .. })
     }
 
     /// The holder's lease is gone.
@@ -95,6 +127,7 @@ impl LockError {
             Self::Timeout { key, .. }
             | Self::LeaseLost { key }
             | Self::NotOwner { key }
+            | Self::NoQuorum { key, .. }
             | Self::Backend { key, .. } => Some(key),
             _ => None,
         }
@@ -134,6 +167,33 @@ pub enum InvalidOptions {
     NoValidity {
         /// The TTL.
         ttl: Duration,
+    },
+    /// A Redlock acquisition or extension asked for a longer lease than the
+    /// configured `max_ttl` (which bounds how long restarted nodes sit out).
+    #[error("lock TTL {ttl:?} exceeds the Redlock max_ttl {max:?}")]
+    TtlAboveMax {
+        /// The requested TTL.
+        ttl: Duration,
+        /// The configured maximum.
+        max: Duration,
+    },
+    /// Redlock was given fewer than three nodes.
+    #[error("Redlock needs at least 3 independent lock nodes (5 is typical), got {nodes}")]
+    TooFewNodes {
+        /// How many were given.
+        nodes: usize,
+    },
+    /// The same Redlock node was listed twice.
+    #[error("Redlock node {address} is listed twice")]
+    DuplicateNode {
+        /// The node's `host:port/db`.
+        address: String,
+    },
+    /// A timeout of zero.
+    #[error("timeout {timeout:?} must be positive")]
+    ZeroTimeout {
+        /// The rejected value.
+        timeout: Duration,
     },
     /// The backoff bounds are zero or inverted.
     #[error("backoff bounds must satisfy 0 < min ({min:?}) <= cap ({cap:?})")]

@@ -74,8 +74,15 @@ impl LockGuard {
     }
 
     /// This acquisition's fencing token: larger than that of every earlier holder of the key.
+    /// (With [`crate::Redlock`] it is minted on the fence store right after the quorum.)
     pub fn fencing_token(&self) -> FencingToken {
         self.fence
+    }
+
+    /// Whether a guarded script on the fence-keeping node can also check the
+    /// token on the lock key (single node), or only the fence (Redlock).
+    pub(crate) fn lock_on_fence_store(&self) -> bool {
+        self.backend.lock_on_fence_store()
     }
 
     /// How many times the backend was asked before the lock was granted.
@@ -141,8 +148,14 @@ impl LockGuard {
         let sent_at = Instant::now();
         match self.backend.extend(&self.key, &self.token, ttl).await {
             Ok(true) => {
-                *self.deadline.lock().unwrap_or_else(PoisonError::into_inner) =
-                    sent_at + options.validity();
+                let deadline = sent_at + options.validity();
+                *self.deadline.lock().unwrap_or_else(PoisonError::into_inner) = deadline;
+                if deadline <= Instant::now() {
+                    // Confirmed too late: the renewed lease may already be gone.
+                    metrics::renewal(self.backend.name(), "late");
+                    self.mark_lost();
+                    return Err(self.lease_lost());
+                }
                 metrics::renewal(self.backend.name(), "ok");
                 Ok(())
             }

@@ -94,12 +94,23 @@ impl GuardedScript {
     }
 
     /// Starts an invocation on behalf of `guard`'s holder.
+    ///
+    /// With a [`crate::Redlock`] guard the script must run on the Redlock's
+    /// fence store ([`crate::Redlock::fence_store`]); the lock key lives on
+    /// other nodes, so only the fence is checked: the body runs if and only if
+    /// no later acquisition of the key has minted a fencing token yet.
     pub fn prepare<'a>(&'a self, guard: &'a LockGuard) -> GuardedInvocation<'a> {
+        // An empty token tells the prelude that the lock key is not on this node.
+        let token = if guard.lock_on_fence_store() {
+            guard.token().as_str()
+        } else {
+            ""
+        };
         let mut invocation = self.guarded.prepare_invoke();
         invocation
             .key(guard.key().as_str())
             .key(guard.key().fence_key())
-            .arg(guard.token().as_str())
+            .arg(token)
             .arg(guard.fencing_token().get());
         GuardedInvocation { invocation, guard }
     }

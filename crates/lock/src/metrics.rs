@@ -20,6 +20,14 @@ pub const RENEWALS: &str = "lock_renewals_total";
 pub const LEASES_LOST: &str = "lock_leases_lost_total";
 /// Counter: releases. Labels: `backend`, `result` (`released`, `not_owner`, `error`).
 pub const RELEASES: &str = "lock_releases_total";
+/// Histogram: eligible yes-votes per Redlock acquire round. Label: `verdict`
+/// (`quorum`, `contended`, `no_quorum`).
+pub const REDLOCK_VOTES: &str = "lock_redlock_votes";
+/// Counter: Redlock node requests without a usable answer. Labels: `node`
+/// (`host:port/db`), `kind` (`down`, `timeout`, `dropped`, `error`).
+pub const REDLOCK_NODE_ERRORS: &str = "lock_redlock_node_errors_total";
+/// Counter: Redlock node restarts noticed (a new `run_id` after a reconnect). Label: `node`.
+pub const REDLOCK_NODE_RESTARTS: &str = "lock_redlock_node_restarts_total";
 
 /// Histogram: items committed per group-commit batch. Label: `backend`.
 pub const BATCH_SIZE: &str = "lock_group_commit_batch_size";
@@ -61,4 +69,17 @@ pub(crate) fn batch(backend: &'static str, items: usize) {
 
 pub(crate) fn fused(backend: &'static str, result: &'static str) {
     metrics::counter!(FUSED, "backend" => backend, "result" => result).increment(1);
+}
+
+pub(crate) fn redlock_votes(verdict: &'static str, granted: usize) {
+    let granted = f64::from(u32::try_from(granted).unwrap_or(u32::MAX));
+    metrics::histogram!(REDLOCK_VOTES, "verdict" => verdict).record(granted);
+}
+
+pub(crate) fn redlock_node_error(node: &str, kind: &'static str) {
+    metrics::counter!(REDLOCK_NODE_ERRORS, "node" => node.to_owned(), "kind" => kind).increment(1);
+}
+
+pub(crate) fn redlock_node_restart(node: &str) {
+    metrics::counter!(REDLOCK_NODE_RESTARTS, "node" => node.to_owned()).increment(1);
 }

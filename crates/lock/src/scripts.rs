@@ -82,12 +82,17 @@ return 0
 /// The token check alone already implies the fence is current (the counter only
 /// moves when someone takes the free lock); checking the fence as well guards
 /// against a counter reset by an operator and makes the fence usable by the body.
+///
+/// An empty token (Redlock guards, whose lock lives on other nodes) skips the
+/// lock-key check: the fence check alone then admits the write if and only if
+/// no later acquisition has minted a fence on this node, which every Redlock
+/// acquisition does right after winning its quorum and before it can write.
 pub(crate) const GUARD_PRELUDE: &str = r"
 local lock_key = table.remove(KEYS, 1)
 local fence_key = table.remove(KEYS, 1)
 local token = table.remove(ARGV, 1)
 local FENCE = tonumber(table.remove(ARGV, 1))
-if redis.call('GET', lock_key) ~= token then
+if token ~= '' and redis.call('GET', lock_key) ~= token then
   return redis.error_reply('LEASE_LOST lock is not held by this token')
 end
 if tonumber(redis.call('GET', fence_key)) ~= FENCE then

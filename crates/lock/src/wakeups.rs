@@ -90,8 +90,14 @@ impl Wakeups {
 
     /// Listens on `channel`; subscribed (when notifications work) before it returns.
     pub(crate) async fn watch(&self, channel: &str) -> ReleaseWatch {
+        self.listen(channel).await.0
+    }
+
+    /// Like [`Wakeups::watch`], and tells whether the server has the
+    /// subscription (`false`: this watch fires only on a reconnect).
+    pub(crate) async fn listen(&self, channel: &str) -> (ReleaseWatch, bool) {
         let Some(connection) = &self.connection else {
-            return ReleaseWatch::none();
+            return (ReleaseWatch::none(), false);
         };
         let (receiver, needs_subscribe) = {
             let mut channels = lock(&self.channels);
@@ -110,6 +116,7 @@ impl Wakeups {
             channels: Arc::clone(&self.channels),
             channel: channel.to_owned(),
         };
+        let mut subscribed = !needs_subscribe;
         if needs_subscribe {
             let _serial = self.subscribing.lock().await;
             let mut connection = connection.clone();
@@ -118,13 +125,17 @@ impl Wakeups {
                     if let Some(entry) = lock(&self.channels).get_mut(channel) {
                         entry.subscribed = true;
                     }
+                    subscribed = true;
                 }
                 Err(error) => {
                     tracing::debug!(%error, channel, "subscribe failed; falling back to backoff");
                 }
             }
         }
-        ReleaseWatch::new(receiver, Some(Box::new(slot)))
+        (
+            ReleaseWatch::new(receiver, Some(Box::new(slot))),
+            subscribed,
+        )
     }
 
     /// Wakes this process's waiters on `channel` at once, without waiting for

@@ -1,6 +1,7 @@
 //! Several independent redis-server processes, e.g. the N masters of Redlock.
 
 use std::ops::{Index, IndexMut};
+use std::thread;
 
 use crate::server::RedisServer;
 
@@ -20,10 +21,22 @@ impl RedisNodes {
     }
 
     /// Starts `n` servers, each with `extra_args` (see [`RedisServer::start_with`]).
+    /// They start in parallel; this returns once every one answers `PING`.
     pub fn start_with(n: usize, extra_args: &[&str]) -> Self {
-        let servers = (0..n)
-            .map(|_| RedisServer::start_with(extra_args))
-            .collect();
+        let servers = thread::scope(|scope| {
+            let starting: Vec<_> = (0..n)
+                .map(|_| scope.spawn(|| RedisServer::start_with(extra_args)))
+                .collect();
+            starting
+                .into_iter()
+                // A start that panicked panics here too, with its message (and the log).
+                .map(|start| {
+                    start
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
         Self { servers }
     }
 

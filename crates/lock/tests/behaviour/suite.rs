@@ -45,6 +45,18 @@ pub(crate) async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Like [`until`], for a condition that has to ask Redis.
+pub(crate) async fn until_async(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// 200 tasks spread over two "processes" each do a deliberately non-atomic
 /// read-yield-write of a shared counter under the lock. Any overlap of two
 /// holders loses an increment or trips the in-section flag.
