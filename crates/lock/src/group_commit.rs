@@ -94,6 +94,8 @@ impl<C: Committer> Clone for GroupCommit<C> {
 }
 
 struct Inner<C: Committer> {
+    /// Where workers run: the runtime `new` was called on, not the caller's.
+    runtime: tokio::runtime::Handle,
     lock: Arc<dyn DistributedLock>,
     options: AcquireOptions,
     max_batch: NonZeroUsize,
@@ -110,6 +112,16 @@ struct Waiter<C: Committer> {
 impl<C: Committer> GroupCommit<C> {
     /// Lines over `lock`: each batch takes the key with `options` and holds at
     /// most `max_batch` items.
+    ///
+    /// Workers run on the tokio runtime this is called on, whichever runtime
+    /// later callers submit from. (In a server with one runtime per worker
+    /// thread, as actix-web has, this keeps the commit work of a hot key off
+    /// the thread of whichever request happened to arrive first, so that thread
+    /// does not fall behind reading its own requests — which would skew the
+    /// arrival order of the line.)
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
     pub fn new(
         lock: Arc<dyn DistributedLock>,
         options: AcquireOptions,
@@ -118,6 +130,7 @@ impl<C: Committer> GroupCommit<C> {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                runtime: tokio::runtime::Handle::current(),
                 lock,
                 options,
                 max_batch,
@@ -147,7 +160,8 @@ impl<C: Committer> GroupCommit<C> {
             start
         };
         if start_worker {
-            tokio::spawn(Worker::new(Arc::clone(&self.inner), key.clone()).run());
+            let worker = Worker::new(Arc::clone(&self.inner), key.clone());
+            self.inner.runtime.spawn(worker.run());
         }
         answer.await.map_err(|_| Abandoned)
     }
