@@ -226,7 +226,12 @@ async fn connect(settings: &Settings) -> anyhow::Result<Repositories> {
             redis_settings.pool_size = redis.pool_size;
             let repositories = inventory_infra::redis::connect(&redis_settings)
                 .await
-                .context("REDIS_URL: cannot use Redis")?;
+                .with_context(|| {
+                    format!(
+                        "REDIS_URL: cannot use Redis at {}",
+                        inventory_infra::redis::redacted(url.expose_secret())
+                    )
+                })?;
             tracing::info!("storage: Redis (single node, single-node lock)");
             Ok(repositories)
         }

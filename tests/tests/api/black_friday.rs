@@ -18,9 +18,14 @@ const STOCK: i64 = 100;
 
 async fn app(mode: Mode) -> TestApp {
     // A generous lock wait: this test is about correctness under contention, not timeouts.
+    // Wait + lease must fit in the shutdown grace, hence the longer grace.
     spawn_app_with(
         mode,
-        &[("LOCK_WAIT_TIMEOUT_MS", "30000"), ("LOCK_TTL_MS", "5000")],
+        &[
+            ("LOCK_WAIT_TIMEOUT_MS", "30000"),
+            ("LOCK_TTL_MS", "5000"),
+            ("SHUTDOWN_GRACE_SECONDS", "40"),
+        ],
     )
     .await
 }

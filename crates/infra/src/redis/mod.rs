@@ -224,10 +224,10 @@ fn unavailable(context: &str, error: redis::RedisError) -> StoreError {
     StoreError::unavailable(context.to_owned(), error)
 }
 
-/// The URL without its credentials or query (which may carry `pass=`), for error
+/// The URL without its credentials or query (which may carry `pass=`), for logs and error
 /// messages. Parsed as a URL, so a password holding `@`, `:` or `/` cannot leak: the
 /// userinfo ends at the last `@`, and a URL that does not parse is not echoed at all.
-fn redacted(url: &str) -> String {
+pub fn redacted(url: &str) -> String {
     let Some(parsed) = redis::parse_redis_url(url) else {
         return "<unparsable Redis URL>".to_owned();
     };
