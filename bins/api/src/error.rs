@@ -64,7 +64,13 @@ pub struct FieldError {
     description = "An RFC 9457 problem; its `type` URI says which one",
     content_type = "application/problem+json"
 )]
-pub struct ProblemResponse(#[allow(dead_code)] Problem);
+pub struct ProblemResponse(
+    #[expect(
+        dead_code,
+        reason = "only its schema is used, for the OpenAPI document"
+    )]
+    Problem,
+);
 
 /// [`ProblemResponse`] with the `Retry-After` header of a retryable failure.
 #[derive(ToResponse)]
@@ -73,7 +79,13 @@ pub struct ProblemResponse(#[allow(dead_code)] Problem);
     content_type = "application/problem+json",
     headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))
 )]
-pub struct RetryLaterResponse(#[allow(dead_code)] Problem);
+pub struct RetryLaterResponse(
+    #[expect(
+        dead_code,
+        reason = "only its schema is used, for the OpenAPI document"
+    )]
+    Problem,
+);
 
 /// Everything a handler or extractor can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -205,48 +217,63 @@ impl Row {
 
 impl ApiError {
     /// The table: status, problem type, title, detail and retry hint of every error.
+    #[rustfmt::skip]
     fn row(&self) -> Row {
         use StatusCode as S;
         const SECOND: Duration = Duration::from_secs(1);
+        let row = Row::new;
         match self {
-            Self::Validation(errors) => Row::new(S::UNPROCESSABLE_ENTITY, "validation-error", "Validation failed",
+            Self::Validation(errors) => row(S::UNPROCESSABLE_ENTITY, "validation-error", "Validation failed",
                 format!("{} invalid field(s)", errors.errors().len())),
-            Self::Malformed(detail) => Row::new(S::BAD_REQUEST, "malformed-request", "Malformed request", detail),
-            Self::Unprocessable(detail) => Row::new(S::UNPROCESSABLE_ENTITY, "unprocessable-request", "Unprocessable request", detail),
-            Self::UnsupportedMediaType(detail) => Row::new(S::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type", detail),
-            Self::PayloadTooLarge { limit } => Row::new(S::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large",
+            Self::Malformed(detail) => row(S::BAD_REQUEST, "malformed-request", "Malformed request",
+                detail.clone()),
+            Self::Unprocessable(detail) => row(S::UNPROCESSABLE_ENTITY, "unprocessable-request", "Unprocessable request",
+                detail.clone()),
+            Self::UnsupportedMediaType(detail) => row(S::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type",
+                detail.clone()),
+            Self::PayloadTooLarge { limit } => row(S::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large",
                 format!("the request body is larger than {limit} bytes")),
-            Self::Unauthenticated => Row::new(S::UNAUTHORIZED, "unauthenticated", "Authentication required",
-                "a valid bearer token is required"),
-            Self::InvalidCredentials => Row::new(S::UNAUTHORIZED, "invalid-credentials", "Invalid credentials",
-                "incorrect username or password"),
-            Self::Forbidden => Row::new(S::FORBIDDEN, "forbidden", "Forbidden", "this operation requires the admin role"),
-            Self::NotFound(detail) => Row::new(S::NOT_FOUND, "not-found", "Not found", detail),
-            Self::MethodNotAllowed { allow } => Row::new(S::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed",
+            Self::Unauthenticated => row(S::UNAUTHORIZED, "unauthenticated", "Authentication required",
+                "a valid bearer token is required".into()),
+            Self::InvalidCredentials => row(S::UNAUTHORIZED, "invalid-credentials", "Invalid credentials",
+                "incorrect username or password".into()),
+            Self::Forbidden => row(S::FORBIDDEN, "forbidden", "Forbidden",
+                "this operation requires the admin role".into()),
+            Self::NotFound(detail) => row(S::NOT_FOUND, "not-found", "Not found",
+                detail.clone()),
+            Self::MethodNotAllowed { allow } => row(S::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed",
                 format!("this resource answers only {allow}")),
-            Self::UsernameTaken => Row::new(S::CONFLICT, "username-taken", "Username taken", "this username is already registered"),
-            Self::ProductNameTaken => Row::new(S::CONFLICT, "product-name-taken", "Product name taken",
-                "a product with this name already exists"),
-            Self::StockLimitExceeded { limit } => Row::new(S::CONFLICT, "stock-limit-exceeded", "Stock limit exceeded",
+            Self::UsernameTaken => row(S::CONFLICT, "username-taken", "Username taken",
+                "this username is already registered".into()),
+            Self::ProductNameTaken => row(S::CONFLICT, "product-name-taken", "Product name taken",
+                "a product with this name already exists".into()),
+            Self::StockLimitExceeded { limit } => row(S::CONFLICT, "stock-limit-exceeded", "Stock limit exceeded",
                 format!("the stock would exceed {limit} units; nothing was added")),
-            Self::InsufficientStock { requested, available } => Row::new(S::CONFLICT, "insufficient-stock", "Insufficient stock",
+            Self::InsufficientStock { requested, available } => row(S::CONFLICT, "insufficient-stock", "Insufficient stock",
                 format!("requested {requested} units but only {available} are available")),
-            Self::LockTimeout { retry_after } => Row::new(S::SERVICE_UNAVAILABLE, "lock-timeout", "Product busy",
-                "the product is busy; nothing was bought, retry shortly").retry_after(*retry_after),
-            Self::IdempotencyKeyReused => Row::new(S::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency key reused",
-                "this Idempotency-Key was already used with a different request body"),
-            Self::IdempotencyInFlight => Row::new(S::CONFLICT, "idempotency-in-flight", "Request with this key in progress",
-                "a request with this Idempotency-Key is still being processed; retry shortly").retry_after(SECOND),
-            Self::OutcomeUnknown => Row::new(S::SERVICE_UNAVAILABLE, "outcome-unknown", "Purchase outcome unknown",
-                "the purchase may or may not have been made; retry with the same Idempotency-Key to learn \
-                 its outcome (it will never be made twice)").retry_after(SECOND),
-            Self::RateLimited { retry_after, detail } => Row::new(S::TOO_MANY_REQUESTS, "rate-limited", "Too many attempts",
-                *detail).retry_after(*retry_after),
-            Self::NotReady(detail) => Row::new(S::SERVICE_UNAVAILABLE, "not-ready", "Service not ready", detail).retry_after(SECOND),
-            Self::Store(StoreError::Unavailable { .. }) => Row::new(S::SERVICE_UNAVAILABLE, "storage-unavailable", "Storage unavailable",
-                "the data store is unavailable; retry later").retry_after(SECOND),
-            Self::Store(_) | Self::Internal(_) => Row::new(S::INTERNAL_SERVER_ERROR, "internal-error", "Internal server error",
-                "an unexpected error occurred"),
+            Self::LockTimeout { retry_after } => row(S::SERVICE_UNAVAILABLE, "lock-timeout", "Product busy",
+                "the product is busy; nothing was bought, retry shortly".into())
+                .retry_after(*retry_after),
+            Self::IdempotencyKeyReused => row(S::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency key reused",
+                "this Idempotency-Key was already used with a different request body".into()),
+            Self::IdempotencyInFlight => row(S::CONFLICT, "idempotency-in-flight", "Request with this key in progress",
+                "a request with this Idempotency-Key is still being processed; retry shortly".into())
+                .retry_after(SECOND),
+            Self::OutcomeUnknown => row(S::SERVICE_UNAVAILABLE, "outcome-unknown", "Purchase outcome unknown",
+                "the purchase may or may not have been made; retry with the same Idempotency-Key to \
+                 learn its outcome (it will never be made twice)".into())
+                .retry_after(SECOND),
+            Self::RateLimited { retry_after, detail } => row(S::TOO_MANY_REQUESTS, "rate-limited", "Too many attempts",
+                (*detail).into())
+                .retry_after(*retry_after),
+            Self::NotReady(detail) => row(S::SERVICE_UNAVAILABLE, "not-ready", "Service not ready",
+                detail.clone())
+                .retry_after(SECOND),
+            Self::Store(StoreError::Unavailable { .. }) => row(S::SERVICE_UNAVAILABLE, "storage-unavailable", "Storage unavailable",
+                "the data store is unavailable; retry later".into())
+                .retry_after(SECOND),
+            Self::Store(_) | Self::Internal(_) => row(S::INTERNAL_SERVER_ERROR, "internal-error", "Internal server error",
+                "an unexpected error occurred".into()),
         }
     }
 
@@ -450,5 +477,148 @@ mod tests {
         let (status, json, _) = body(ApiError::Internal(anyhow::anyhow!("secret detail"))).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!json["detail"].as_str().unwrap().contains("secret"));
+    }
+
+    #[test]
+    fn every_error_has_its_row() {
+        let second = Duration::from_secs(1);
+        let cases: Vec<(ApiError, u16, &str, bool)> = vec![
+            (
+                ValidationErrors::new().into(),
+                422,
+                "validation-error",
+                false,
+            ),
+            (
+                ApiError::Malformed("x".into()),
+                400,
+                "malformed-request",
+                false,
+            ),
+            (
+                ApiError::Unprocessable("x".into()),
+                422,
+                "unprocessable-request",
+                false,
+            ),
+            (
+                ApiError::UnsupportedMediaType("x".into()),
+                415,
+                "unsupported-media-type",
+                false,
+            ),
+            (
+                ApiError::PayloadTooLarge { limit: 1 },
+                413,
+                "payload-too-large",
+                false,
+            ),
+            (ApiError::Unauthenticated, 401, "unauthenticated", false),
+            (
+                ApiError::InvalidCredentials,
+                401,
+                "invalid-credentials",
+                false,
+            ),
+            (ApiError::Forbidden, 403, "forbidden", false),
+            (ApiError::NotFound("x".into()), 404, "not-found", false),
+            (
+                ApiError::MethodNotAllowed {
+                    allow: "GET".into(),
+                },
+                405,
+                "method-not-allowed",
+                false,
+            ),
+            (ApiError::UsernameTaken, 409, "username-taken", false),
+            (ApiError::ProductNameTaken, 409, "product-name-taken", false),
+            (
+                ApiError::StockLimitExceeded { limit: 9 },
+                409,
+                "stock-limit-exceeded",
+                false,
+            ),
+            (
+                ApiError::InsufficientStock {
+                    requested: 2,
+                    available: 1,
+                },
+                409,
+                "insufficient-stock",
+                false,
+            ),
+            (
+                ApiError::LockTimeout {
+                    retry_after: second,
+                },
+                503,
+                "lock-timeout",
+                true,
+            ),
+            (
+                ApiError::IdempotencyKeyReused,
+                422,
+                "idempotency-key-reused",
+                false,
+            ),
+            (
+                ApiError::IdempotencyInFlight,
+                409,
+                "idempotency-in-flight",
+                true,
+            ),
+            (ApiError::OutcomeUnknown, 503, "outcome-unknown", true),
+            (
+                ApiError::RateLimited {
+                    retry_after: second,
+                    detail: "d",
+                },
+                429,
+                "rate-limited",
+                true,
+            ),
+            (ApiError::NotReady("x".into()), 503, "not-ready", true),
+            (
+                StoreError::unavailable("x", std::io::Error::other("down")).into(),
+                503,
+                "storage-unavailable",
+                true,
+            ),
+            (
+                ApiError::Internal(anyhow::anyhow!("x")),
+                500,
+                "internal-error",
+                false,
+            ),
+        ];
+        for (error, status, slug, retry) in cases {
+            assert_eq!(error.status_code().as_u16(), status, "{error:?}");
+            let problem = error.problem();
+            assert_eq!(problem.status, status, "{error:?}");
+            assert_eq!(
+                problem.type_uri,
+                format!("{PROBLEM_BASE}{slug}"),
+                "{error:?}"
+            );
+            assert_eq!(problem.retry_after.is_some(), retry, "{error:?}");
+            let response = error.error_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(
+                response.headers().contains_key(header::RETRY_AFTER),
+                retry,
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_restock_past_the_limit_is_a_conflict() {
+        let error = ApiError::from(ProductError::StockLimitExceeded {
+            current: 10,
+            adding: 5,
+            limit: 12,
+        });
+        assert_eq!(error.status_code(), StatusCode::CONFLICT);
+        assert!(error.problem().detail.contains("12"));
     }
 }

@@ -283,7 +283,7 @@ async fn metrics_stay_bounded_under_made_up_methods_and_paths() {
     let send = |i: usize| {
         let method = reqwest::Method::from_bytes(format!("M{i:05}").as_bytes()).unwrap();
         // Unmatched paths, and real resources with a method they do not answer.
-        let path = if i % 2 == 0 {
+        let path = if i.is_multiple_of(2) {
             format!("/made/up/{i}")
         } else {
             format!("/api/products/{i}")
