@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{config::JwtSettings, error::ApiError, state::AppState};
+use crate::{config::JwtSettings, error::ApiError};
 
 /// Clock skew tolerated on `exp`/`iat`, in seconds.
 const LEEWAY_SECONDS: u64 = 5;
@@ -130,9 +130,9 @@ impl AuthUser {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState is not registered")))?;
+    let keys = req
+        .app_data::<web::Data<JwtKeys>>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("JwtKeys are not registered")))?;
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -142,7 +142,7 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::Unauthenticated);
     }
-    state.jwt.verify(token.trim())
+    keys.verify(token.trim())
 }
 
 impl FromRequest for AuthUser {

@@ -9,7 +9,7 @@ use actix_web::{
 };
 use inventory_domain::{ProductError, PurchaseError, StoreError, UserError, ValidationErrors};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{ToResponse, ToSchema};
 
 /// Base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://lockstock.dev/problems/";
@@ -61,13 +61,44 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// The reusable OpenAPI response of every error: an RFC 9457 problem. Its `type` URI says
+/// which one; the operation's description lists what each status means there.
+#[derive(ToResponse)]
+#[response(
+    description = "An RFC 9457 problem; its `type` URI says which one",
+    content_type = "application/problem+json"
+)]
+pub struct ProblemResponse(
+    #[expect(
+        dead_code,
+        reason = "only its schema is used, for the OpenAPI document"
+    )]
+    Problem,
+);
+
+/// [`ProblemResponse`] with the `Retry-After` header of a retryable failure.
+#[derive(ToResponse)]
+#[response(
+    description = "An RFC 9457 problem of a retryable failure; retry after `Retry-After` seconds",
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))
+)]
+pub struct RetryLaterResponse(
+    #[expect(
+        dead_code,
+        reason = "only its schema is used, for the OpenAPI document"
+    )]
+    Problem,
+);
+
 /// Everything a handler or extractor can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Input values broke the rules.
     #[error("validation failed: {0}")]
     Validation(ValidationErrors),
-    /// The body could not be parsed at all (malformed JSON, bad form encoding).
+    /// The body could not be parsed at all (malformed JSON, invalid UTF-8, bad form
+    /// encoding).
     #[error("malformed request: {0}")]
     Malformed(String),
     /// The body was well-formed but did not fit the schema (wrong types, unknown fields,
@@ -107,6 +138,12 @@ pub enum ApiError {
     /// A product has this name already.
     #[error("product name taken")]
     ProductNameTaken,
+    /// A restock would take the stock past its upper bound.
+    #[error("stock limit exceeded")]
+    StockLimitExceeded {
+        /// Most units a product may hold.
+        limit: u64,
+    },
     /// Not enough units.
     #[error("insufficient stock")]
     InsufficientStock {
@@ -131,11 +168,13 @@ pub enum ApiError {
         /// The key the outcome is recorded under.
         operation_id: String,
     },
-    /// Too many failed logins.
-    #[error("too many failed attempts")]
+    /// Too many attempts (failed logins, registrations) from one client or for one user.
+    #[error("rate limited")]
     RateLimited {
         /// When to retry.
         retry_after: Duration,
+        /// What was limited, for the client.
+        detail: &'static str,
     },
     /// The server is shutting down or its store does not answer.
     #[error("not ready")]
@@ -148,112 +187,121 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+/// One row of the error table: everything the response of an [`ApiError`] is made of.
+struct Row {
+    status: StatusCode,
+    /// The last segment of the problem `type` URI.
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    /// `Retry-After` (header and body), in whole seconds, at least 1.
+    retry_after: Option<Duration>,
+}
+
+impl Row {
+    fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+}
+
 impl ApiError {
-    fn kind(&self) -> (&'static str, &'static str) {
+    /// The table: status, problem type, title, detail and retry hint of every error.
+    #[rustfmt::skip]
+    fn row(&self) -> Row {
+        use StatusCode as S;
+        const SECOND: Duration = Duration::from_secs(1);
+        let row = Row::new;
         match self {
-            ApiError::Validation(_) => ("validation-error", "Validation failed"),
-            ApiError::Malformed(_) => ("malformed-request", "Malformed request"),
-            ApiError::Unprocessable(_) => ("unprocessable-request", "Unprocessable request"),
-            ApiError::UnsupportedMediaType(_) => {
-                ("unsupported-media-type", "Unsupported media type")
-            }
-            ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
-            ApiError::Unauthenticated => ("unauthenticated", "Authentication required"),
-            ApiError::InvalidCredentials => ("invalid-credentials", "Invalid credentials"),
-            ApiError::Forbidden => ("forbidden", "Forbidden"),
-            ApiError::NotFound(_) => ("not-found", "Not found"),
-            ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
-            ApiError::UsernameTaken => ("username-taken", "Username taken"),
-            ApiError::ProductNameTaken => ("product-name-taken", "Product name taken"),
-            ApiError::InsufficientStock { .. } => ("insufficient-stock", "Insufficient stock"),
-            ApiError::LockTimeout { .. } => ("lock-timeout", "Product busy"),
-            ApiError::IdempotencyKeyReused => ("idempotency-key-reused", "Idempotency key reused"),
-            ApiError::OutcomeUnknown { .. } => ("outcome-unknown", "Purchase outcome unknown"),
-            ApiError::RateLimited { .. } => ("rate-limited", "Too many failed attempts"),
-            ApiError::NotReady(_) => ("not-ready", "Service not ready"),
-            ApiError::Store(StoreError::Unavailable { .. }) => {
-                ("storage-unavailable", "Storage unavailable")
-            }
-            ApiError::Store(_) | ApiError::Internal(_) => {
-                ("internal-error", "Internal server error")
-            }
-        }
-    }
-
-    fn detail(&self) -> String {
-        match self {
-            ApiError::Validation(errors) => format!("{} invalid field(s)", errors.errors().len()),
-            ApiError::Malformed(d) | ApiError::Unprocessable(d) => d.clone(),
-            ApiError::UnsupportedMediaType(d) => d.clone(),
-            ApiError::PayloadTooLarge { limit } => {
-                format!("the request body is larger than {limit} bytes")
-            }
-            ApiError::Unauthenticated => "a valid bearer token is required".into(),
-            ApiError::InvalidCredentials => "incorrect username or password".into(),
-            ApiError::Forbidden => "this operation requires the admin role".into(),
-            ApiError::NotFound(d) => d.clone(),
-            ApiError::MethodNotAllowed { allow } => {
-                format!("this resource answers only {allow}")
-            }
-            ApiError::UsernameTaken => "this username is already registered".into(),
-            ApiError::ProductNameTaken => "a product with this name already exists".into(),
-            ApiError::InsufficientStock {
-                requested,
-                available,
-            } => format!("requested {requested} units but only {available} are available"),
-            ApiError::LockTimeout { .. } => {
-                "the product is busy; nothing was bought, retry shortly".into()
-            }
-            ApiError::IdempotencyKeyReused => {
-                "this Idempotency-Key was already used with a different request body".into()
-            }
-            ApiError::OutcomeUnknown { operation_id } => format!(
-                "the purchase may or may not have been made; retry with the header \
-                 `Idempotency-Key: {operation_id}` to learn its outcome (it will never be made twice)"
-            ),
-            ApiError::RateLimited { .. } => "too many failed login attempts; retry later".into(),
-            ApiError::NotReady(d) => d.clone(),
-            ApiError::Store(StoreError::Unavailable { .. }) => {
-                "the data store is unavailable; retry later".into()
-            }
-            ApiError::Store(_) | ApiError::Internal(_) => "an unexpected error occurred".into(),
-        }
-    }
-
-    fn retry_after(&self) -> Option<u64> {
-        match self {
-            ApiError::LockTimeout { retry_after } | ApiError::RateLimited { retry_after } => {
-                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
-            }
-            ApiError::OutcomeUnknown { .. } => Some(1),
-            ApiError::NotReady(_) | ApiError::Store(StoreError::Unavailable { .. }) => Some(1),
-            _ => None,
+            Self::Validation(errors) => row(S::UNPROCESSABLE_ENTITY, "validation-error", "Validation failed",
+                format!("{} invalid field(s)", errors.errors().len())),
+            Self::Malformed(detail) => row(S::BAD_REQUEST, "malformed-request", "Malformed request",
+                detail.clone()),
+            Self::Unprocessable(detail) => row(S::UNPROCESSABLE_ENTITY, "unprocessable-request", "Unprocessable request",
+                detail.clone()),
+            Self::UnsupportedMediaType(detail) => row(S::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type",
+                detail.clone()),
+            Self::PayloadTooLarge { limit } => row(S::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large",
+                format!("the request body is larger than {limit} bytes")),
+            Self::Unauthenticated => row(S::UNAUTHORIZED, "unauthenticated", "Authentication required",
+                "a valid bearer token is required".into()),
+            Self::InvalidCredentials => row(S::UNAUTHORIZED, "invalid-credentials", "Invalid credentials",
+                "incorrect username or password".into()),
+            Self::Forbidden => row(S::FORBIDDEN, "forbidden", "Forbidden",
+                "this operation requires the admin role".into()),
+            Self::NotFound(detail) => row(S::NOT_FOUND, "not-found", "Not found",
+                detail.clone()),
+            Self::MethodNotAllowed { allow } => row(S::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed",
+                format!("this resource answers only {allow}")),
+            Self::UsernameTaken => row(S::CONFLICT, "username-taken", "Username taken",
+                "this username is already registered".into()),
+            Self::ProductNameTaken => row(S::CONFLICT, "product-name-taken", "Product name taken",
+                "a product with this name already exists".into()),
+            Self::StockLimitExceeded { limit } => row(S::CONFLICT, "stock-limit-exceeded", "Stock limit exceeded",
+                format!("the stock would exceed {limit} units; nothing was added")),
+            Self::InsufficientStock { requested, available } => row(S::CONFLICT, "insufficient-stock", "Insufficient stock",
+                format!("requested {requested} units but only {available} are available")),
+            Self::LockTimeout { retry_after } => row(S::SERVICE_UNAVAILABLE, "lock-timeout", "Product busy",
+                "the product is busy; nothing was bought, retry shortly".into())
+                .retry_after(*retry_after),
+            Self::IdempotencyKeyReused => row(S::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency key reused",
+                "this Idempotency-Key was already used with a different request body".into()),
+            Self::OutcomeUnknown { operation_id } => row(S::SERVICE_UNAVAILABLE, "outcome-unknown", "Purchase outcome unknown",
+                format!("the purchase may or may not have been made; retry with the header \
+                 `Idempotency-Key: {operation_id}` to learn its outcome (it will never be made twice)"))
+                .retry_after(SECOND),
+            Self::RateLimited { retry_after, detail } => row(S::TOO_MANY_REQUESTS, "rate-limited", "Too many attempts",
+                (*detail).into())
+                .retry_after(*retry_after),
+            Self::NotReady(detail) => row(S::SERVICE_UNAVAILABLE, "not-ready", "Service not ready",
+                detail.clone())
+                .retry_after(SECOND),
+            Self::Store(StoreError::Unavailable { .. }) => row(S::SERVICE_UNAVAILABLE, "storage-unavailable", "Storage unavailable",
+                "the data store is unavailable; retry later".into())
+                .retry_after(SECOND),
+            Self::Store(_) | Self::Internal(_) => row(S::INTERNAL_SERVER_ERROR, "internal-error", "Internal server error",
+                "an unexpected error occurred".into()),
         }
     }
 
     /// The problem body of this error.
     pub fn problem(&self) -> Problem {
-        let (slug, title) = self.kind();
+        let row = self.row();
         let mut problem = Problem {
-            type_uri: format!("{PROBLEM_BASE}{slug}"),
-            title: title.into(),
-            status: self.status_code().as_u16(),
-            detail: self.detail(),
+            type_uri: format!("{PROBLEM_BASE}{}", row.slug),
+            title: row.title.into(),
+            status: row.status.as_u16(),
+            detail: row.detail,
             available: None,
             requested: None,
-            retry_after: None,
+            retry_after: row.retry_after.map(whole_seconds),
             operation_id: None,
             errors: Vec::new(),
         };
         match self {
-            ApiError::InsufficientStock {
+            Self::InsufficientStock {
                 requested,
                 available,
             } => {
                 problem.requested = Some(*requested);
                 problem.available = Some(*available);
             }
-            ApiError::Validation(errors) => {
+            Self::Validation(errors) => {
                 problem.errors = errors
                     .errors()
                     .iter()
@@ -263,10 +311,7 @@ impl ApiError {
                     })
                     .collect();
             }
-            ApiError::LockTimeout { .. } | ApiError::RateLimited { .. } => {
-                problem.retry_after = self.retry_after();
-            }
-            ApiError::OutcomeUnknown { operation_id } => {
+            Self::OutcomeUnknown { operation_id } => {
                 problem.operation_id = Some(operation_id.clone());
             }
             _ => {}
@@ -275,34 +320,20 @@ impl ApiError {
     }
 }
 
+/// `Retry-After` is in whole seconds: rounded up, at least 1.
+fn whole_seconds(after: Duration) -> u64 {
+    after.as_secs() + u64::from(after.subsec_nanos() > 0 || after.is_zero())
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Validation(_) | ApiError::Unprocessable(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UsernameTaken
-            | ApiError::ProductNameTaken
-            | ApiError::InsufficientStock { .. } => StatusCode::CONFLICT,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::LockTimeout { .. }
-            | ApiError::OutcomeUnknown { .. }
-            | ApiError::NotReady(_)
-            | ApiError::Store(StoreError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.row().status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
+        let problem = self.problem();
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             // Logged once, here, with the whole cause chain; the client gets a generic detail.
             let mut chain = String::new();
@@ -318,19 +349,19 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(status);
         response.content_type("application/problem+json");
-        if let Some(seconds) = self.retry_after() {
+        if let Some(seconds) = problem.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         match self {
-            ApiError::Unauthenticated | ApiError::InvalidCredentials => {
+            Self::Unauthenticated | Self::InvalidCredentials => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
-            ApiError::MethodNotAllowed { allow } => {
+            Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, allow.as_str()));
             }
             _ => {}
         }
-        response.json(self.problem())
+        response.json(problem)
     }
 }
 
@@ -360,13 +391,10 @@ impl From<ProductError> for ApiError {
         match error {
             ProductError::NotFound(id) => ApiError::NotFound(format!("product {id} not found")),
             ProductError::NameTaken => ApiError::ProductNameTaken,
-            ProductError::StockLimitExceeded { limit, .. } => ApiError::Validation(
-                inventory_domain::ValidationError::new(
-                    "quantity",
-                    format!("the stock would exceed {limit} units"),
-                )
-                .into(),
-            ),
+            // A state conflict (the same body may succeed after purchases), not invalid input.
+            ProductError::StockLimitExceeded { limit, .. } => {
+                ApiError::StockLimitExceeded { limit }
+            }
             ProductError::LockTimeout { retry_after } => ApiError::LockTimeout { retry_after },
             ProductError::Store(e) => ApiError::Store(e),
         }
@@ -456,5 +484,149 @@ mod tests {
         let (status, json, _) = body(ApiError::Internal(anyhow::anyhow!("secret detail"))).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!json["detail"].as_str().unwrap().contains("secret"));
+    }
+
+    #[test]
+    fn every_error_has_its_row() {
+        let second = Duration::from_secs(1);
+        let cases: Vec<(ApiError, u16, &str, bool)> = vec![
+            (
+                ValidationErrors::new().into(),
+                422,
+                "validation-error",
+                false,
+            ),
+            (
+                ApiError::Malformed("x".into()),
+                400,
+                "malformed-request",
+                false,
+            ),
+            (
+                ApiError::Unprocessable("x".into()),
+                422,
+                "unprocessable-request",
+                false,
+            ),
+            (
+                ApiError::UnsupportedMediaType("x".into()),
+                415,
+                "unsupported-media-type",
+                false,
+            ),
+            (
+                ApiError::PayloadTooLarge { limit: 1 },
+                413,
+                "payload-too-large",
+                false,
+            ),
+            (ApiError::Unauthenticated, 401, "unauthenticated", false),
+            (
+                ApiError::InvalidCredentials,
+                401,
+                "invalid-credentials",
+                false,
+            ),
+            (ApiError::Forbidden, 403, "forbidden", false),
+            (ApiError::NotFound("x".into()), 404, "not-found", false),
+            (
+                ApiError::MethodNotAllowed {
+                    allow: "GET".into(),
+                },
+                405,
+                "method-not-allowed",
+                false,
+            ),
+            (ApiError::UsernameTaken, 409, "username-taken", false),
+            (ApiError::ProductNameTaken, 409, "product-name-taken", false),
+            (
+                ApiError::StockLimitExceeded { limit: 9 },
+                409,
+                "stock-limit-exceeded",
+                false,
+            ),
+            (
+                ApiError::InsufficientStock {
+                    requested: 2,
+                    available: 1,
+                },
+                409,
+                "insufficient-stock",
+                false,
+            ),
+            (
+                ApiError::LockTimeout {
+                    retry_after: second,
+                },
+                503,
+                "lock-timeout",
+                true,
+            ),
+            (
+                ApiError::IdempotencyKeyReused,
+                422,
+                "idempotency-key-reused",
+                false,
+            ),
+            (
+                ApiError::OutcomeUnknown {
+                    operation_id: "op-1".into(),
+                },
+                503,
+                "outcome-unknown",
+                true,
+            ),
+            (
+                ApiError::RateLimited {
+                    retry_after: second,
+                    detail: "d",
+                },
+                429,
+                "rate-limited",
+                true,
+            ),
+            (ApiError::NotReady("x".into()), 503, "not-ready", true),
+            (
+                StoreError::unavailable("x", std::io::Error::other("down")).into(),
+                503,
+                "storage-unavailable",
+                true,
+            ),
+            (
+                ApiError::Internal(anyhow::anyhow!("x")),
+                500,
+                "internal-error",
+                false,
+            ),
+        ];
+        for (error, status, slug, retry) in cases {
+            assert_eq!(error.status_code().as_u16(), status, "{error:?}");
+            let problem = error.problem();
+            assert_eq!(problem.status, status, "{error:?}");
+            assert_eq!(
+                problem.type_uri,
+                format!("{PROBLEM_BASE}{slug}"),
+                "{error:?}"
+            );
+            assert_eq!(problem.retry_after.is_some(), retry, "{error:?}");
+            let response = error.error_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(
+                response.headers().contains_key(header::RETRY_AFTER),
+                retry,
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_restock_past_the_limit_is_a_conflict() {
+        let error = ApiError::from(ProductError::StockLimitExceeded {
+            current: 10,
+            adding: 5,
+            limit: 12,
+        });
+        assert_eq!(error.status_code(), StatusCode::CONFLICT);
+        assert!(error.problem().detail.contains("12"));
     }
 }

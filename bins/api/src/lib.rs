@@ -2,6 +2,7 @@
 //! OpenAPI and Swagger UI. `main.rs` only loads the settings and runs [`Application`].
 
 pub mod auth;
+pub mod client_addr;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -25,29 +25,24 @@ use inventory_infra::{
     redis::RedisSettings,
 };
 use secrecy::ExposeSecret;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     auth::{JwtKeys, PasswordHasher},
-    config::{AdminSettings, LockMode, Settings, StorageSettings},
+    config::{AdminSettings, LockMode, Settings, ShutdownSettings, StorageSettings},
     error::ApiError,
-    extract,
-    openapi::ApiDoc,
-    routes,
+    extract, openapi, routes,
     state::AppState,
     telemetry,
-    throttle::{LoginThrottle, ThrottleLimits},
+    throttle::{Limit, LoginThrottle, RegistrationThrottle},
 };
-
-/// How long in-flight requests get to finish after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// A built, bound, not yet running server.
 pub struct Application {
     addr: SocketAddr,
     server: Server,
     shutting_down: Arc<AtomicBool>,
+    shutdown: ShutdownSettings,
 }
 
 impl Application {
@@ -65,21 +60,37 @@ impl Application {
             .with_context(|| format!("binding BIND_ADDR {}", settings.bind_addr))?;
         let addr = listener.local_addr()?;
         let shutting_down = Arc::new(AtomicBool::new(false));
+        let throttle = settings.throttle;
+        let jwt = web::Data::new(JwtKeys::new(&settings.jwt));
         let state = web::Data::new(AppState {
             repos,
-            jwt: JwtKeys::new(&settings.jwt),
+            jwt: jwt.clone(),
             passwords,
-            throttle: LoginThrottle::new(ThrottleLimits::default()),
+            login_throttle: LoginThrottle::new(
+                Limit {
+                    max: throttle.login_per_username,
+                    window: throttle.login_window,
+                },
+                Limit {
+                    max: throttle.login_per_address,
+                    window: throttle.login_window,
+                },
+            ),
+            registration_throttle: RegistrationThrottle::new(Limit {
+                max: throttle.registrations_per_address,
+                window: throttle.registration_window,
+            }),
+            trusted_proxies: settings.trusted_proxies.clone(),
             max_purchase_quantity: settings.max_purchase_quantity,
             shutting_down: shutting_down.clone(),
             metrics: metrics.clone(),
         });
-        let openapi = ApiDoc::openapi();
+        let openapi = openapi::document(settings.max_purchase_quantity);
 
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .app_data(extract::json_config())
+                .app_data(jwt.clone())
                 .app_data(extract::path_config())
                 .app_data(extract::query_config())
                 .app_data(extract::form_config())
@@ -97,7 +108,7 @@ impl Application {
         })
         .listen(listener)?
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .shutdown_timeout(settings.shutdown.grace.as_secs())
         .run();
 
         // Histograms need periodic upkeep when nothing scrapes /metrics for a while.
@@ -113,6 +124,7 @@ impl Application {
             addr,
             server,
             shutting_down,
+            shutdown: settings.shutdown,
         })
     }
 
@@ -126,15 +138,30 @@ impl Application {
         self.addr
     }
 
-    /// Serves until SIGTERM or SIGINT, then turns `/ready` to 503, stops accepting
-    /// connections and lets in-flight requests (purchases included) finish.
+    /// Serves until SIGTERM or SIGINT. On SIGTERM (what orchestrators send) `/ready`
+    /// answers 503 at once while the listener keeps serving for `READY_DRAIN_MS`, so that
+    /// load balancers see the instance leave before its port closes; then the listener
+    /// closes and in-flight requests (purchases included) get `SHUTDOWN_GRACE_SECONDS` to
+    /// finish. SIGINT (Ctrl-C at a terminal), or a second signal during the drain, skips
+    /// the rest of the drain.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let flag = self.shutting_down;
+        let drain = self.shutdown.ready_drain;
         actix_web::rt::spawn(async move {
-            shutdown_signal().await;
+            let signal = shutdown_signal().await;
             flag.store(true, Ordering::SeqCst);
-            tracing::info!("shutdown signal received; draining in-flight requests");
+            if signal == Signal::Terminate && !drain.is_zero() {
+                tracing::info!(
+                    drain.ms = drain.as_millis(),
+                    "SIGTERM: /ready answers 503; still serving for the drain window"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(drain) => {}
+                    _ = shutdown_signal() => tracing::info!("second signal: drain cut short"),
+                }
+            }
+            tracing::info!("closing the listener; letting in-flight requests finish");
             handle.stop(true).await;
         });
         self.server.await
@@ -201,7 +228,12 @@ async fn connect(settings: &Settings) -> anyhow::Result<Repositories> {
             redis_settings.purchase_batch_max = settings.purchase_batch_max;
             let repositories = inventory_infra::redis::connect(&redis_settings)
                 .await
-                .context("REDIS_URL: cannot use Redis")?;
+                .with_context(|| {
+                    format!(
+                        "REDIS_URL: cannot use Redis at {}",
+                        inventory_infra::redis::redacted(url.expose_secret())
+                    )
+                })?;
             tracing::info!("storage: Redis (single node, single-node lock)");
             Ok(repositories)
         }
@@ -275,7 +307,16 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such resource".into()))
 }
 
-async fn shutdown_signal() {
+/// Which signal asked the server to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+async fn shutdown_signal() -> Signal {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for SIGINT");
@@ -297,7 +338,7 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        () = ctrl_c => Signal::Interrupt,
+        () = terminate => Signal::Terminate,
     }
 }

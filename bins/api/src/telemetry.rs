@@ -6,14 +6,18 @@ use actix_web::{
     Error,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::header::{HeaderName, HeaderValue},
+    http::{
+        ConnectionType, Method,
+        header::{HeaderName, HeaderValue},
+    },
     middleware::Next,
+    web,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 use tracing_subscriber::{EnvFilter, fmt};
 
-use crate::config::LogFormat;
+use crate::{config::LogFormat, state::AppState};
 
 /// The request id header, read from clients and echoed back.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -58,15 +62,38 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// The `method` label: the standard methods by name, anything else (any token is a valid
+/// HTTP method) as `OTHER`, so that made-up methods cannot grow `/metrics`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// The `route` label: the matched route pattern, or `unmatched` for every path no route
+/// matches (never the raw path).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
 /// Middleware: request id (echoed in `X-Request-Id`), one span and one log line per
-/// request, and the HTTP metrics labelled by route pattern (never by raw path, which
-/// would explode the label set).
+/// request, and the HTTP metrics labelled by method, route pattern and status — each
+/// from a bounded set, whatever clients send. Once shutdown has begun, responses carry
+/// `Connection: close` so that keep-alive clients reconnect (to another instance).
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = request_id(&req);
     let method = req.method().to_string();
+    let method_label = method_label(req.method());
     let span = tracing::info_span!(
         "http.request",
         request.id = %id,
@@ -80,12 +107,12 @@ pub async fn observe(
     let route = response
         .request()
         .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
     let status = response.status().as_u16();
     span.record("http.route", route.as_str());
     span.record("http.status", status);
     let labels = [
-        ("method", method),
+        ("method", method_label.to_owned()),
         ("route", route),
         ("status", status.to_string()),
     ];
@@ -94,6 +121,16 @@ pub async fn observe(
         .record(elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let draining = response
+        .request()
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.is_shutting_down());
+    if draining {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
     }
     span.in_scope(|| {
         tracing::info!(

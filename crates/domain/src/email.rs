@@ -4,19 +4,23 @@ use std::fmt;
 
 use crate::ValidationError;
 
-/// A plausible e-mail address: `local@domain.tld`, no whitespace, at most 254 bytes.
+/// A plausible e-mail address: `local@domain.tld`, no whitespace, at most 254 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
 impl Email {
-    /// Most bytes allowed (RFC 5321 path limit).
+    /// Most characters allowed, as given (RFC 5321's path limit, counted in characters
+    /// so that the rule is the one JSON Schema's `maxLength` states).
     pub const MAX_LEN: usize = 254;
 
-    /// Parses an address (surrounding whitespace is trimmed).
+    /// Parses an address (surrounding whitespace is trimmed, after the length check).
     pub fn parse(raw: impl AsRef<str>) -> Result<Self, ValidationError> {
-        let raw = raw.as_ref().trim();
         let invalid = || ValidationError::new("email", "must be an e-mail address");
-        if raw.is_empty() || raw.len() > Self::MAX_LEN {
+        if raw.as_ref().chars().count() > Self::MAX_LEN {
+            return Err(invalid());
+        }
+        let raw = raw.as_ref().trim();
+        if raw.is_empty() {
             return Err(invalid());
         }
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -76,5 +80,10 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(Email::parse(long).is_err());
+        // Characters, not bytes, and counted before trimming.
+        let wide = format!("{}@example.com", "é".repeat(242));
+        assert_eq!(wide.chars().count(), 254);
+        assert!(Email::parse(&wide).is_ok());
+        assert!(Email::parse(format!(" {wide}")).is_err());
     }
 }

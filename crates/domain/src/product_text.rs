@@ -4,7 +4,8 @@ use std::fmt;
 
 use crate::ValidationError;
 
-/// A product's name: 1–200 characters once trimmed. Unique across products.
+/// A product's name: at most 200 characters as given, not blank, without control
+/// characters once trimmed. Unique across products.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProductName(String);
 
@@ -12,17 +13,18 @@ impl ProductName {
     /// Most characters (not bytes) allowed.
     pub const MAX_CHARS: usize = 200;
 
-    /// Parses a name; surrounding whitespace is trimmed first.
+    /// Parses a name; surrounding whitespace is trimmed after the length check (so the
+    /// rule is the one JSON Schema's `maxLength` states).
     pub fn parse(raw: impl AsRef<str>) -> Result<Self, ValidationError> {
-        let name = raw.as_ref().trim();
-        if name.is_empty() {
-            return Err(ValidationError::new("name", "must not be empty"));
-        }
-        if name.chars().count() > Self::MAX_CHARS {
+        if raw.as_ref().chars().count() > Self::MAX_CHARS {
             return Err(ValidationError::new(
                 "name",
                 format!("must be at most {} characters long", Self::MAX_CHARS),
             ));
+        }
+        let name = raw.as_ref().trim();
+        if name.is_empty() {
+            return Err(ValidationError::new("name", "must not be empty"));
         }
         if name.chars().any(char::is_control) {
             return Err(ValidationError::new(
@@ -91,6 +93,10 @@ mod tests {
         assert!(ProductName::parse("é".repeat(200)).is_ok());
         assert!(ProductName::parse("é".repeat(201)).is_err());
         assert!(ProductName::parse("a\nb").is_err());
+        // Counted as given, before trimming.
+        assert!(ProductName::parse(format!(" {}", "a".repeat(200))).is_err());
+        // Whitespace controls at the edges are trimmed away.
+        assert_eq!(ProductName::parse("\tx\n").unwrap().as_str(), "x");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+pub use crate::key::InvalidKey;
 use crate::key::LockKey;
 
 /// Why a lock operation failed.
@@ -203,22 +204,4 @@ pub enum InvalidOptions {
         /// Upper bound.
         cap: Duration,
     },
-}
-
-/// A lock key that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InvalidKey {
-    /// The key is empty.
-    #[error("lock key is empty")]
-    Empty,
-    /// The key is longer than [`crate::key::MAX_KEY_LEN`].
-    #[error("lock key is {len} bytes long; the limit is 512")]
-    TooLong {
-        /// The key's length.
-        len: usize,
-    },
-    /// The key contains an ASCII control character.
-    #[error("lock key contains a control character")]
-    ControlCharacter,
 }

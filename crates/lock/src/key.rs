@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use crate::error::InvalidKey;
-
 /// Longest accepted lock key, in bytes. Redis allows far more; a bound keeps
 /// derived names, log lines and metric labels sane.
 pub const MAX_KEY_LEN: usize = 512;
@@ -93,6 +91,24 @@ impl TryFrom<String> for LockKey {
     fn try_from(value: String) -> Result<Self, Self::Error> {
         Self::new(value)
     }
+}
+
+/// A lock key that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidKey {
+    /// The key is empty.
+    #[error("lock key is empty")]
+    Empty,
+    /// The key is longer than [`crate::key::MAX_KEY_LEN`].
+    #[error("lock key is {len} bytes long; the limit is 512")]
+    TooLong {
+        /// The key's length.
+        len: usize,
+    },
+    /// The key contains an ASCII control character.
+    #[error("lock key contains a control character")]
+    ControlCharacter,
 }
 
 #[cfg(test)]

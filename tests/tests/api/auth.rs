@@ -4,7 +4,10 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_PASSWORD, ADMIN_USERNAME, Mode, PASSWORD, assert_problem, spawn_app};
+use crate::helpers::{
+    ADMIN_PASSWORD, ADMIN_USERNAME, Mode, PASSWORD, TestApp, assert_problem, spawn_app,
+    spawn_app_with,
+};
 
 both_modes!(
     register_creates_a_user,
@@ -16,6 +19,7 @@ both_modes!(
     me_needs_a_valid_token,
     forged_tokens_are_rejected,
     failed_logins_are_throttled,
+    concurrent_wrong_passwords_are_counted_before_bcrypt,
     admin_exists_at_start_up,
 );
 
@@ -320,5 +324,149 @@ async fn admin_exists_at_start_up(mode: Mode) {
     assert!(
         !app.logs().contains(ADMIN_PASSWORD),
         "the admin password appeared in the logs"
+    );
+}
+
+/// 50 wrong passwords for one user at once: each is counted when it is checked, before
+/// its bcrypt verification, so exactly the 5 allowed are answered 401 and the other 45
+/// 429 — however much the verifications overlap. (bcrypt cost 10, ~75 ms a verification
+/// here, so that they do overlap: counting after the verification let all 50 through.)
+async fn concurrent_wrong_passwords_are_counted_before_bcrypt(mode: Mode) {
+    let app = spawn_app_with(mode, &[("BCRYPT_COST", "10")]).await;
+    assert_eq!(app.register("alice", PASSWORD).await.status(), 201);
+    assert_eq!(app.register("bob", PASSWORD).await.status(), 201);
+    let wrong: Vec<String> = (0..50).map(|i| format!("wrong password {i}")).collect();
+    let guesses = wrong.iter().map(|password| app.login("alice", password));
+    let statuses: Vec<u16> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((unauthorized, limited), (5, 45), "{statuses:?}");
+    // The right password is refused too until the window passes...
+    let blocked = app.login("alice", PASSWORD).await;
+    assert!(blocked.headers().contains_key("retry-after"));
+    assert_problem(blocked, 429, "rate-limited").await;
+    // ...but only for alice: the address has used 5 of its 50.
+    assert_eq!(app.login("bob", PASSWORD).await.status(), 200);
+}
+
+/// A login from `forwarded_for` (sent as `X-Forwarded-For`), with a wrong password.
+async fn failed_login_via(app: &TestApp, username: &str, forwarded_for: Option<&str>) -> u16 {
+    let mut request = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .form(&[("username", username), ("password", "wrong password")]);
+    if let Some(value) = forwarded_for {
+        request = request.header("x-forwarded-for", value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// Behind a trusted proxy, each client address has its own budget, found as the rightmost
+/// untrusted hop of X-Forwarded-For; what a client writes further left changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_addresses_count_only_behind_trusted_proxies() {
+    let limits = [
+        ("LOGIN_FAILURES_PER_ADDRESS", "3"),
+        ("LOGIN_FAILURES_PER_USERNAME", "100"),
+    ];
+    let mut env = limits.to_vec();
+    env.push(("TRUSTED_PROXIES", "127.0.0.1/32, 10.0.0.0/8"));
+    let app = spawn_app_with(Mode::Memory, &env).await;
+    let client = Some("203.0.113.7");
+    for i in 0..3 {
+        assert_eq!(failed_login_via(&app, &format!("u{i}"), client).await, 401);
+    }
+    assert_eq!(failed_login_via(&app, "u3", client).await, 429);
+    // A forged hop on the left, or a trusted proxy hop on the right, changes nothing.
+    for forged in ["198.51.100.1, 203.0.113.7", "203.0.113.7, 10.1.2.3"] {
+        assert_eq!(
+            failed_login_via(&app, "u4", Some(forged)).await,
+            429,
+            "{forged}"
+        );
+    }
+    // Another client behind the same proxy has its own budget, and so has the proxy.
+    assert_eq!(failed_login_via(&app, "u5", Some("203.0.113.8")).await, 401);
+    assert_eq!(failed_login_via(&app, "u6", None).await, 401);
+
+    // Without TRUSTED_PROXIES the header is ignored: everybody is the socket peer.
+    let app = spawn_app_with(Mode::Memory, &limits).await;
+    for (i, forwarded) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            failed_login_via(&app, &format!("u{i}"), Some(forwarded)).await,
+            401
+        );
+    }
+    assert_eq!(failed_login_via(&app, "u9", Some("203.0.113.4")).await, 429);
+}
+
+/// Registrations cost a bcrypt hash each: counted per address when checked, so that
+/// concurrent sign-ups cannot exceed the limit either. A name already taken costs
+/// nothing and is not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_is_throttled_per_address() {
+    let app = spawn_app_with(
+        Mode::Memory,
+        &[
+            ("REGISTRATIONS_PER_ADDRESS", "3"),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    )
+    .await;
+    let register_via = |name: String, forwarded: &'static str| {
+        app.client
+            .post(app.url("/api/auth/register"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"username": name, "password": PASSWORD}))
+            .send()
+    };
+    assert_eq!(
+        register_via("first".into(), "203.0.113.7")
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_problem(
+        register_via("first".into(), "203.0.113.7").await.unwrap(),
+        409,
+        "username-taken",
+    )
+    .await;
+    let attempts = (0..10).map(|i| register_via(format!("user{i}"), "203.0.113.7"));
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((created, limited), (2, 8), "{statuses:?}");
+    let refused = register_via("late".into(), "203.0.113.7").await.unwrap();
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after > 3000, "{retry_after}");
+    let body = assert_problem(refused, 429, "rate-limited").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("registrations"),
+        "{body}"
+    );
+    // Another address is not affected.
+    assert_eq!(
+        register_via("other".into(), "203.0.113.8")
+            .await
+            .unwrap()
+            .status(),
+        201
     );
 }

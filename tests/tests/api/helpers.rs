@@ -115,6 +115,11 @@ pub(crate) async fn spawn_app_with(mode: Mode, extra_env: &[(&str, &str)]) -> Te
         .env("ADMIN_USERNAME", ADMIN_USERNAME)
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("LOG_FORMAT", "json")
+        // Every test client is 127.0.0.1, and some register a thousand buyers; the
+        // registration throttle has its own tests.
+        .env("REGISTRATIONS_PER_ADDRESS", "1000000")
+        // SIGTERM closes the listener at once; the drain window has its own test.
+        .env("READY_DRAIN_MS", "0")
         .env(
             "RUST_LOG",
             if std::env::var_os("TEST_LOG").is_some() {

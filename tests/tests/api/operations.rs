@@ -13,6 +13,7 @@ both_modes!(
     docs_redirect_and_swagger_ui,
     openapi_document_covers_every_path,
     sigterm_stops_gracefully,
+    sigterm_drains_before_closing,
 );
 
 async fn health_and_ready(mode: Mode) {
@@ -137,27 +138,183 @@ async fn sigterm_stops_gracefully(mode: Mode) {
     let _ = assert_problem;
 }
 
+/// SIGTERM: /ready turns 503 at once (load balancers stop sending), the listener keeps
+/// serving new connections for READY_DRAIN_MS (requests already routed here still land),
+/// then closes and the process exits. Synchronised on events (/ready answering 503, the
+/// process exiting), never on sleeps; the elapsed time is only checked afterwards.
+async fn sigterm_drains_before_closing(mode: Mode) {
+    const DRAIN: Duration = Duration::from_secs(8);
+    let mut app = crate::helpers::spawn_app_with(mode, &[("READY_DRAIN_MS", "8000")]).await;
+    let token = app.admin_token().await;
+    // A fresh connection per request: "the listener keeps serving" means new connections.
+    let fresh = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    };
+    assert_eq!(
+        fresh()
+            .get(app.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let signalled = std::time::Instant::now();
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", app.pid())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let deadline = signalled + Duration::from_secs(30);
+    let not_ready = loop {
+        let response = fresh().get(app.url("/ready")).send().await.unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break response;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/ready never turned 503"
+        );
+        tokio::task::yield_now().await;
+    };
+    // Keep-alive clients are told to go elsewhere.
+    assert_eq!(not_ready.headers()["connection"], "close");
+    let body = assert_problem(not_ready, 503, "not-ready").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("shutting down"),
+        "{body}"
+    );
+
+    // Still serving, on new connections: liveness, and real work.
+    let health = fresh().get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let me = fresh()
+        .get(app.url("/api/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    assert!(
+        signalled.elapsed() < DRAIN,
+        "the checks above took longer than the drain window; the test proves nothing"
+    );
+
+    let exit = tokio::task::block_in_place(|| app.wait_for_exit(Duration::from_secs(30)));
+    assert!(exit.success(), "exit status {exit:?}:\n{}", app.logs());
+    assert!(
+        signalled.elapsed() >= DRAIN,
+        "exited {:?} after SIGTERM, inside the drain window",
+        signalled.elapsed()
+    );
+    assert!(fresh().get(app.url("/health")).send().await.is_err());
+}
+
 #[test]
 fn invalid_configuration_stops_start_up_naming_the_variable() {
-    for (name, value) in [
-        ("BCRYPT_COST", "3"),
-        ("JWT_SECRET", "too-short"),
-        ("BIND_ADDR", "not-an-address"),
-        ("LOG_FORMAT", "xml"),
-        ("MAX_PURCHASE_QUANTITY", "0"),
-        ("LOCK_WAIT_TIMEOUT_MS", "soon"),
-        ("REDIS_RESPONSE_TIMEOUT_MS", "5"),
-        ("REDIS_POOL_SIZE", "0"),
-    ] {
-        let (status, output) = run_until_exit(&[(name, value)]);
-        assert!(!status.success(), "{name}={value} started");
-        assert!(output.contains(name), "{name} not named in:\n{output}");
+    let secret = ("JWT_SECRET", crate::helpers::JWT_SECRET);
+    let redis = ("REDIS_URL", "redis://127.0.0.1:1");
+    let three = "redis://127.0.0.1:1,redis://127.0.0.1:2,redis://127.0.0.1:3";
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("BCRYPT_COST", &[("BCRYPT_COST", "3")]),
+        ("JWT_SECRET", &[("JWT_SECRET", "too-short")]),
+        ("BIND_ADDR", &[("BIND_ADDR", "not-an-address")]),
+        ("LOG_FORMAT", &[("LOG_FORMAT", "xml")]),
+        ("MAX_PURCHASE_QUANTITY", &[("MAX_PURCHASE_QUANTITY", "0")]),
+        ("PURCHASE_BATCH_MAX", &[("PURCHASE_BATCH_MAX", "1025")]),
+        ("LOCK_WAIT_TIMEOUT_MS", &[("LOCK_WAIT_TIMEOUT_MS", "soon")]),
+        (
+            "TRUSTED_PROXIES",
+            &[("TRUSTED_PROXIES", "10.0.0.0/8,the-proxy")],
+        ),
+        ("READY_DRAIN_MS", &[("READY_DRAIN_MS", "-1")]),
+        (
+            "LOGIN_FAILURES_PER_USERNAME",
+            &[("LOGIN_FAILURES_PER_USERNAME", "0")],
+        ),
+        (
+            "REGISTRATIONS_PER_ADDRESS",
+            &[("REGISTRATIONS_PER_ADDRESS", "none")],
+        ),
+        // Set but empty is not "unset": an empty REDIS_URL must not mean memory mode.
+        ("REDIS_URL", &[("REDIS_URL", "")]),
+        ("REDIS_URL", &[("REDIS_URL", " ")]),
+        // Redis-only settings without a data store.
+        ("LOCK_MODE", &[("LOCK_MODE", "redlock")]),
+        ("REDLOCK_NODES", &[("REDLOCK_NODES", three)]),
+        (
+            "REDIS_RESPONSE_TIMEOUT_MS",
+            &[("REDIS_RESPONSE_TIMEOUT_MS", "500")],
+        ),
+        ("REDIS_POOL_SIZE", &[("REDIS_POOL_SIZE", "8")]),
+        // Redlock needs at least three distinct nodes.
+        (
+            "REDLOCK_NODES",
+            &[
+                redis,
+                secret,
+                ("LOCK_MODE", "redlock"),
+                ("REDLOCK_NODES", "redis://a:1,redis://b:1"),
+            ],
+        ),
+        ("REDLOCK_NODES", &[redis, secret, ("LOCK_MODE", "redlock")]),
+        ("REDLOCK_NODES", &[redis, secret, ("REDLOCK_NODES", three)]),
+        // Timeouts that cannot work together.
+        (
+            "LOCK_TTL_MS",
+            &[
+                redis,
+                secret,
+                ("LOCK_TTL_MS", "3000"),
+                ("REDIS_RESPONSE_TIMEOUT_MS", "2000"),
+            ],
+        ),
+        (
+            "LOCK_WAIT_TIMEOUT_MS",
+            &[("LOCK_WAIT_TIMEOUT_MS", "20000"), ("LOCK_TTL_MS", "15000")],
+        ),
+        // With Redis configured, a missing JWT secret is fatal.
+        ("JWT_SECRET", &[redis]),
+    ];
+    for (name, env) in cases {
+        let (status, output) = run_until_exit(env);
+        assert!(!status.success(), "{env:?} started");
+        assert!(
+            output.contains(name),
+            "{name} not named for {env:?} in:\n{output}"
+        );
         assert!(!output.contains("listening on"), "{output}");
+        assert!(!output.contains("DEVELOPMENT MODE"), "{env:?}: {output}");
     }
-    // With Redis configured, a missing JWT secret is fatal.
-    let (status, output) = run_until_exit(&[("REDIS_URL", "redis://127.0.0.1:1")]);
-    assert!(!status.success());
-    assert!(output.contains("JWT_SECRET"), "{output}");
+}
+
+/// A password holding `@` (or `:`) must not leak, not even the part after the first `@`.
+#[test]
+fn redis_url_passwords_never_leak() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:p@ss:w0rd@127.0.0.1:{port}/0");
+    let (status, output) = run_until_exit(&[
+        ("REDIS_URL", url.as_str()),
+        ("JWT_SECRET", crate::helpers::JWT_SECRET),
+        ("BIND_ADDR", "127.0.0.1:0"),
+    ]);
+    assert!(!status.success(), "{output}");
+    for part in ["p@ss", "ss:w0rd", "w0rd"] {
+        assert!(!output.contains(part), "{part:?} leaked:\n{output}");
+    }
+    assert!(
+        output.contains(&format!("***@127.0.0.1:{port}")),
+        "{output}"
+    );
 }
 
 #[test]
@@ -190,7 +347,11 @@ fn unreachable_redis_fails_fast() {
 async fn sigterm_lets_an_in_flight_purchase_finish() {
     let mut app = crate::helpers::spawn_app_with(
         Mode::Redis,
-        &[("LOCK_WAIT_TIMEOUT_MS", "20000"), ("LOCK_TTL_MS", "20000")],
+        &[
+            ("LOCK_WAIT_TIMEOUT_MS", "20000"),
+            ("LOCK_TTL_MS", "20000"),
+            ("SHUTDOWN_GRACE_SECONDS", "45"),
+        ],
     )
     .await;
     let admin = app.admin_token().await;

@@ -13,6 +13,7 @@ both_modes!(
     unknown_products_are_404,
     listing_pages_by_id,
     restock_adds_under_the_invariant,
+    restock_past_the_stock_limit_is_409,
 );
 
 async fn post_product(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
@@ -271,4 +272,31 @@ async fn restock_adds_under_the_invariant(mode: Mode) {
         .await
         .unwrap();
     assert_eq!(product["stock"], 11);
+}
+
+/// The stock limit depends on the stock, not on the request: a restock past it is a
+/// conflict (409, nothing added), the same body being fine on another product.
+async fn restock_past_the_stock_limit_is_409(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let admin = app.admin_token().await;
+    let full = app.create_product(&admin, "Full", 100, 1_000_000_000).await["id"]
+        .as_u64()
+        .unwrap();
+    let empty = app.create_product(&admin, "Empty", 100, 0).await["id"]
+        .as_u64()
+        .unwrap();
+    let restock = |id: u64| {
+        app.client
+            .post(app.url(&format!("/api/products/{id}/restock")))
+            .bearer_auth(&admin)
+            .json(&json!({"quantity": 1}))
+            .send()
+    };
+    let body = assert_problem(restock(full).await.unwrap(), 409, "stock-limit-exceeded").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("1000000000"),
+        "{body}"
+    );
+    assert_eq!(app.stock(&admin, full).await["stock"], 1_000_000_000);
+    assert_eq!(restock(empty).await.unwrap().status(), StatusCode::OK);
 }

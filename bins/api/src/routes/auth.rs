@@ -5,7 +5,6 @@ use actix_web::{
     http::header::{self, CacheControl, CacheDirective},
     web,
 };
-use futures::StreamExt;
 use inventory_domain::{Email, NewUser, Password, Role, User, Username, ValidationErrors};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -13,8 +12,8 @@ use utoipa::ToSchema;
 
 use crate::{
     auth::AuthUser,
-    error::{ApiError, Problem},
-    extract::{FORM_LIMIT, serde_json_error},
+    error::{ApiError, ProblemResponse, RetryLaterResponse},
+    extract::{FORM_LIMIT, Json, check_declared_length, parse_json, read_body},
     state::AppState,
 };
 
@@ -22,19 +21,18 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// 3–50 characters of `[A-Za-z0-9_.-]`.
-    #[schema(
-        example = "alice",
-        min_length = 3,
-        max_length = 50,
-        pattern = "^[A-Za-z0-9_.-]{3,50}$"
-    )]
+    /// 3–50 characters of `[A-Za-z0-9_.-]`, case-sensitive.
+    #[schema(example = "alice", min_length = 3, max_length = 50)]
     pub username: String,
-    /// 8–72 bytes (UTF-8).
+    /// 8–72 **bytes** of UTF-8 (bcrypt's limit; longer passwords are refused, never
+    /// truncated). `minLength`/`maxLength` count characters, which are bytes for ASCII;
+    /// JSON Schema cannot count bytes, so a password of non-ASCII characters may be
+    /// refused under 72 characters, or accepted under 8.
     #[schema(example = "correct horse battery", min_length = 8, max_length = 72, format = Password)]
     pub password: String,
-    /// Optional contact address.
-    #[schema(example = "alice@example.com")]
+    /// Optional contact address: `local@domain.tld`, at most 254 characters, without
+    /// whitespace or control characters (surrounding whitespace is trimmed).
+    #[schema(example = "alice@example.com", max_length = 254)]
     pub email: Option<String>,
 }
 
@@ -126,22 +124,30 @@ pub struct TokenResponse {
 }
 
 /// Register a new user account.
+///
+/// Errors: 400 malformed JSON or not UTF-8; 409 username taken; 413 body over 64 KiB;
+/// 415 not `application/json`; 422 invalid fields (each one listed in `errors`) or
+/// unknown fields; 429 too many registrations from this client address; 503 storage
+/// unavailable.
 #[utoipa::path(
-    post, path = "/api/auth/register", tag = "auth",
+    post, path = "/api/auth/register", operation_id = "register", tag = "auth",
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = UserResponse,
             headers(("Location" = String, description = "Where the account can be read (`/api/auth/me` with its token)"))),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Username taken", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = ProblemResponse),
+        (status = 409, response = ProblemResponse),
+        (status = 413, response = ProblemResponse),
+        (status = 415, response = ProblemResponse),
+        (status = 422, response = ProblemResponse),
+        (status = 429, response = RetryLaterResponse),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<RegisterRequest>,
+    body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (username, password, email) = body.into_inner().parse()?;
     // Cheap early answer; the repository still enforces uniqueness atomically.
@@ -154,6 +160,14 @@ pub async fn register(
     {
         return Err(ApiError::UsernameTaken);
     }
+    // Counted before the bcrypt hash it limits.
+    state
+        .registration_throttle
+        .attempt(state.client_address(&req))
+        .map_err(|retry_after| ApiError::RateLimited {
+            retry_after,
+            detail: "too many registrations from this address; retry later",
+        })?;
     let password_hash = state.passwords.hash(password).await?;
     let user = state
         .repos
@@ -175,22 +189,26 @@ pub async fn register(
 ///
 /// Accepts the OAuth2 password form (`application/x-www-form-urlencoded`) and JSON.
 /// Unknown users and wrong passwords get the same answer in about the same time.
-/// Repeated failures for one username or from one address are throttled (429).
+///
+/// Errors: 400 malformed body or JSON that is not UTF-8; 401 invalid credentials; 413
+/// body over 16 KiB; 415 neither form nor JSON; 422 missing fields; 429 too many failed
+/// attempts for this username or from this client address (an attempt counts from the
+/// moment it is checked; a successful login gives it back); 503 storage unavailable.
 #[utoipa::path(
-    post, path = "/api/auth/login", tag = "auth",
+    post, path = "/api/auth/login", operation_id = "login", tag = "auth",
     request_body(content(
         (LoginRequest = "application/x-www-form-urlencoded"),
         (LoginRequest = "application/json"),
     )),
     responses(
         (status = 200, description = "Token issued", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Invalid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Neither form nor JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing fields", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 400, response = ProblemResponse),
+        (status = 401, response = ProblemResponse),
+        (status = 413, response = ProblemResponse),
+        (status = 415, response = ProblemResponse),
+        (status = 422, response = ProblemResponse),
+        (status = 429, response = RetryLaterResponse),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn login(
@@ -199,11 +217,13 @@ pub async fn login(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let credentials = read_credentials(&req, payload).await?;
-    let address = req.peer_addr().map(|a| a.ip());
-    state
-        .throttle
-        .check(&credentials.username, address)
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let attempt = state
+        .login_throttle
+        .attempt(&credentials.username, state.client_address(&req))
+        .map_err(|retry_after| ApiError::RateLimited {
+            retry_after,
+            detail: "too many failed login attempts; retry later",
+        })?;
 
     let user = match Username::parse(credentials.username.clone()) {
         Ok(username) => state.repos.users.find_by_username(&username).await?,
@@ -217,7 +237,7 @@ pub async fn login(
     let verified = state.passwords.verify(credentials.password, hash).await?;
     match user {
         Some(user) if verified => {
-            state.throttle.record_success(&credentials.username);
+            attempt.succeeded();
             let token = state.jwt.issue(&user)?;
             tracing::info!(user.id = %user.id, "login succeeded");
             Ok(HttpResponse::Ok()
@@ -228,10 +248,8 @@ pub async fn login(
                     expires_in: token.expires_in,
                 }))
         }
+        // The attempt stays counted.
         _ => {
-            state
-                .throttle
-                .record_failure(&credentials.username, address);
             tracing::info!("login failed");
             Err(ApiError::InvalidCredentials)
         }
@@ -240,7 +258,7 @@ pub async fn login(
 
 async fn read_credentials(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<LoginRequest, ApiError> {
     let content_type = req.content_type().to_ascii_lowercase();
     let is_form = content_type == "application/x-www-form-urlencoded";
@@ -249,29 +267,26 @@ async fn read_credentials(
             "send the OAuth2 password form (application/x-www-form-urlencoded) or JSON".into(),
         ));
     }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(crate::extract::payload_error)?;
-        if body.len() + chunk.len() > FORM_LIMIT {
-            return Err(ApiError::PayloadTooLarge { limit: FORM_LIMIT });
-        }
-        body.extend_from_slice(&chunk);
-    }
+    check_declared_length(req, FORM_LIMIT)?;
+    let body = read_body(payload.into_inner(), FORM_LIMIT).await?;
     if is_form {
         serde_urlencoded::from_bytes(&body)
             .map_err(|e| ApiError::Unprocessable(format!("invalid login form: {e}")))
     } else {
-        serde_json::from_slice(&body).map_err(|e| serde_json_error(&e))
+        parse_json(&body)
     }
 }
 
 /// The caller's own account.
+///
+/// Errors: 401 no or invalid token; 503 storage unavailable.
 #[utoipa::path(
-    get, path = "/api/auth/me", tag = "auth",
+    get, path = "/api/auth/me", operation_id = "me", tag = "auth",
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The caller", body = UserResponse),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = ProblemResponse),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn me(caller: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    error::{ApiError, Problem},
+    error::{ApiError, RetryLaterResponse},
     state::AppState,
 };
 
@@ -19,7 +19,7 @@ pub struct Status {
 
 /// Liveness: the process answers. Never checks Redis.
 #[utoipa::path(
-    get, path = "/health", tag = "operations",
+    get, path = "/health", operation_id = "health", tag = "operations",
     responses((status = 200, description = "Alive", body = Status))
 )]
 pub async fn health() -> HttpResponse {
@@ -27,11 +27,14 @@ pub async fn health() -> HttpResponse {
 }
 
 /// Readiness: the store answers and shutdown has not begun.
+///
+/// Errors: 503 shutting down (from the moment SIGTERM arrives, for the drain window
+/// before the listener closes) or the store does not answer.
 #[utoipa::path(
-    get, path = "/ready", tag = "operations",
+    get, path = "/ready", operation_id = "ready", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Status),
-        (status = 503, description = "Shutting down or store unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -48,7 +51,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 /// Prometheus metrics: HTTP requests and latency, lock wait/hold/timeouts, purchases by
 /// outcome, stock per product.
 #[utoipa::path(
-    get, path = "/metrics", tag = "operations",
+    get, path = "/metrics", operation_id = "metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 
 use inventory_domain::Page;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, extract::integer};
 
 /// `?limit=&offset=` of list endpoints.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -18,9 +18,11 @@ use crate::error::ApiError;
 pub struct PageQuery {
     /// Items per page, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "integer::query")]
     pub limit: Option<i64>,
-    /// Items to skip (default 0).
-    #[param(minimum = 0)]
+    /// Items to skip, 0–1,000,000,000 (default 0).
+    #[param(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(default, deserialize_with = "integer::query")]
     pub offset: Option<i64>,
 }
 

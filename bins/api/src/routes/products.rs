@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 
 use crate::{
     auth::{AdminUser, AuthUser},
-    error::{ApiError, Problem},
+    error::{ApiError, ProblemResponse, RetryLaterResponse},
+    extract::{Json, integer},
     routes::PageQuery,
     state::AppState,
 };
@@ -20,16 +21,20 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
-    /// Unique name, 1–200 characters.
+    /// Unique name: at most 200 characters, not blank, no control characters once the
+    /// surrounding whitespace (which is removed) is trimmed.
     #[schema(example = "Limited sneaker", min_length = 1, max_length = 200)]
     pub name: String,
     /// Unit price in minor units (cents), > 0.
     #[schema(example = 12999, minimum = 1, maximum = 100_000_000_000_i64)]
+    #[serde(deserialize_with = "integer::json")]
     pub price: i64,
     /// Initial stock, ≥ 0.
     #[schema(example = 100, minimum = 0, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "integer::json")]
     pub stock: i64,
-    /// Optional description (≤ 2,000 characters).
+    /// Optional description, at most 2,000 characters.
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
 }
 
@@ -59,8 +64,9 @@ impl CreateProductRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockRequest {
-    /// Units to add, ≥ 1.
+    /// Units to add, ≥ 1. The stock may not exceed 1,000,000,000 units (409 otherwise).
     #[schema(example = 50, minimum = 1, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "integer::json")]
     pub quantity: i64,
 }
 
@@ -129,26 +135,31 @@ impl From<StockLevel> for StockResponse {
 }
 
 /// Create a product (admin).
+///
+/// Errors: 400 malformed JSON or not UTF-8; 401 no or invalid token; 403 not an admin;
+/// 409 a product has this name; 413 body over 64 KiB; 415 not `application/json`; 422
+/// invalid or unknown fields; 503 storage unavailable.
 #[utoipa::path(
-    post, path = "/api/products", tag = "products",
+    post, path = "/api/products", operation_id = "create_product", tag = "products",
     security(("bearer" = []), ("oauth2" = [])),
     request_body = CreateProductRequest,
     responses(
         (status = 201, description = "Created", body = ProductResponse,
             headers(("Location" = String, description = "URL of the product"))),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = ProblemResponse),
+        (status = 401, response = ProblemResponse),
+        (status = 403, response = ProblemResponse),
+        (status = 409, response = ProblemResponse),
+        (status = 413, response = ProblemResponse),
+        (status = 415, response = ProblemResponse),
+        (status = 422, response = ProblemResponse),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn create(
     _admin: AdminUser,
     state: web::Data<AppState>,
-    body: web::Json<CreateProductRequest>,
+    body: Json<CreateProductRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.into_inner().parse()?;
     let product = state.repos.products.create(new).await?;
@@ -159,14 +170,18 @@ pub async fn create(
 }
 
 /// List products by id.
+///
+/// Errors: 401 no or invalid token; 422 `limit` or `offset` out of range; 503 storage
+/// unavailable.
 #[utoipa::path(
-    get, path = "/api/products", tag = "products",
+    get, path = "/api/products", operation_id = "list_products", tag = "products",
     security(("bearer" = []), ("oauth2" = [])),
     params(PageQuery),
     responses(
         (status = 200, description = "A page of products", body = Vec<ProductResponse>),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit or offset", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = ProblemResponse),
+        (status = 422, response = ProblemResponse),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn list(
@@ -180,14 +195,17 @@ pub async fn list(
 }
 
 /// One product.
+///
+/// Errors: 401 no or invalid token; 404 no such product; 503 storage unavailable.
 #[utoipa::path(
-    get, path = "/api/products/{id}", tag = "products",
+    get, path = "/api/products/{id}", operation_id = "get_product", tag = "products",
     security(("bearer" = []), ("oauth2" = [])),
     params(("id" = u64, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product", body = ProductResponse),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = ProblemResponse),
+        (status = 404, response = ProblemResponse),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn get(
@@ -206,14 +224,17 @@ pub async fn get(
 }
 
 /// A product's stock accounting.
+///
+/// Errors: 401 no or invalid token; 404 no such product; 503 storage unavailable.
 #[utoipa::path(
-    get, path = "/api/products/{id}/stock", tag = "products",
+    get, path = "/api/products/{id}/stock", operation_id = "get_stock", tag = "products",
     security(("bearer" = []), ("oauth2" = [])),
     params(("id" = u64, Path, description = "Product id")),
     responses(
         (status = 200, description = "The stock", body = StockResponse),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = ProblemResponse),
+        (status = 404, response = ProblemResponse),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn stock(
@@ -232,27 +253,35 @@ pub async fn stock(
 }
 
 /// Add stock (admin), under the product's lock.
+///
+/// Errors: 400 malformed JSON or not UTF-8; 401 no or invalid token; 403 not an admin;
+/// 404 no such product; 409 the stock would exceed 1,000,000,000 units (nothing added);
+/// 413 body over 64 KiB; 415 not `application/json`; 422 invalid quantity or unknown
+/// fields; 503 the product's lock was not acquired in time (nothing added), or storage
+/// unavailable.
 #[utoipa::path(
-    post, path = "/api/products/{id}/restock", tag = "products",
+    post, path = "/api/products/{id}/restock", operation_id = "restock", tag = "products",
     security(("bearer" = []), ("oauth2" = [])),
     params(("id" = u64, Path, description = "Product id")),
     request_body = RestockRequest,
     responses(
         (status = 200, description = "The new stock", body = StockResponse),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid quantity", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Product lock not acquired in time", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 400, response = ProblemResponse),
+        (status = 401, response = ProblemResponse),
+        (status = 403, response = ProblemResponse),
+        (status = 404, response = ProblemResponse),
+        (status = 409, response = ProblemResponse),
+        (status = 413, response = ProblemResponse),
+        (status = 415, response = ProblemResponse),
+        (status = 422, response = ProblemResponse),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn restock(
     _admin: AdminUser,
     state: web::Data<AppState>,
     id: web::Path<u64>,
-    body: web::Json<RestockRequest>,
+    body: Json<RestockRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ProductId(id.into_inner());
     let quantity = RestockQuantity::parse(body.quantity)?;

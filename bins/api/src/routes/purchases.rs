@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 
 use crate::{
     auth::AuthUser,
-    error::{ApiError, Problem},
+    error::{ApiError, ProblemResponse, RetryLaterResponse},
+    extract::{Json, integer},
     routes::PageQuery,
     state::AppState,
 };
@@ -30,10 +31,13 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     /// What to buy.
-    #[schema(example = 1)]
+    #[schema(example = 1, minimum = 0, maximum = 9_007_199_254_740_991_i64)]
+    #[serde(deserialize_with = "integer::json_u64")]
     pub product_id: u64,
-    /// How many units: 1..=MAX_PURCHASE_QUANTITY.
+    /// How many units: 1..=`MAX_PURCHASE_QUANTITY` (the served document states the
+    /// configured maximum).
     #[schema(example = 1, minimum = 1)]
+    #[serde(deserialize_with = "integer::json")]
     pub quantity: i64,
 }
 
@@ -160,13 +164,20 @@ fn parse_order(
 /// answer (with `Idempotent-Replayed: true`) and never buys twice, also when both are sent
 /// at once (the later one is committed after the first and replays it); the same key with a
 /// different body is a 422. Purchases of one product are committed in the order the server
-/// received them. If the outcome cannot be learned (a lost reply from storage), the 503
-/// problem names an `operation_id`: retrying with `Idempotency-Key: <operation_id>` replays
-/// the real outcome, also for a request that was sent without a key.
+/// received them.
+///
+/// Errors: 400 malformed JSON or not UTF-8; 401 no or invalid token; 404 no such
+/// product; 409 insufficient stock (`available` says how many units were left at the
+/// order's turn); 413 body over 64 KiB; 415 not `application/json`; 422 invalid quantity
+/// or key, unknown fields, or the key reused with a different body; 503 the product's lock
+/// was not acquired in time (`lock-timeout`, nothing bought), storage unavailable, or the
+/// outcome is unknown (`outcome-unknown`, after a lost reply from storage): the problem
+/// then names an `operation_id`, and retrying with `Idempotency-Key: <operation_id>`
+/// replays the real outcome — also for a request that was sent without a key.
 #[utoipa::path(
-    post, path = "/api/purchases", tag = "purchases",
+    post, path = "/api/purchases", operation_id = "purchase", tag = "purchases",
     security(("bearer" = []), ("oauth2" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters; makes retries safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters (no space at either end); makes retries safe")),
     request_body = PurchaseRequest,
     responses(
         (status = 201, description = "Purchased", body = PurchaseReceiptResponse,
@@ -174,22 +185,21 @@ fn parse_order(
                 ("Location" = String, description = "URL of the purchase"),
                 ("Idempotent-Replayed" = bool, description = "Present (true) when this replays an earlier answer"),
             )),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Insufficient stock (`available` tells how many units were left at the order's turn)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid quantity or key, or key reused with a different body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Product lock not acquired in time (`lock-timeout`, nothing bought), or outcome unknown (`outcome-unknown`: retry with `Idempotency-Key` set to the problem's `operation_id`)", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 400, response = ProblemResponse),
+        (status = 401, response = ProblemResponse),
+        (status = 404, response = ProblemResponse),
+        (status = 409, response = ProblemResponse),
+        (status = 413, response = ProblemResponse),
+        (status = 415, response = ProblemResponse),
+        (status = 422, response = ProblemResponse),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn create(
     caller: AuthUser,
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<PurchaseRequest>,
+    body: Json<PurchaseRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let order = parse_order(&req, caller, body.into_inner(), state.max_purchase_quantity)?;
     let product_id = order.product_id;
@@ -216,14 +226,18 @@ pub async fn create(
 }
 
 /// The caller's purchases, newest first.
+///
+/// Errors: 401 no or invalid token; 422 `limit` or `offset` out of range; 503 storage
+/// unavailable.
 #[utoipa::path(
-    get, path = "/api/purchases/me", tag = "purchases",
+    get, path = "/api/purchases/me", operation_id = "my_purchases", tag = "purchases",
     security(("bearer" = []), ("oauth2" = [])),
     params(PageQuery),
     responses(
         (status = 200, description = "A page of the caller's purchases", body = Vec<PurchaseResponse>),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit or offset", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = ProblemResponse),
+        (status = 422, response = ProblemResponse),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn mine(
@@ -241,14 +255,18 @@ pub async fn mine(
 }
 
 /// One purchase: the caller's own (any, for admins). Others' purchases are 404.
+///
+/// Errors: 401 no or invalid token; 404 no such purchase, or not the caller's; 503
+/// storage unavailable.
 #[utoipa::path(
-    get, path = "/api/purchases/{id}", tag = "purchases",
+    get, path = "/api/purchases/{id}", operation_id = "get_purchase", tag = "purchases",
     security(("bearer" = []), ("oauth2" = [])),
     params(("id" = u64, Path, description = "Purchase id")),
     responses(
         (status = 200, description = "The purchase", body = PurchaseResponse),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such purchase, or not the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = ProblemResponse),
+        (status = 404, response = ProblemResponse),
+        (status = 503, response = RetryLaterResponse),
     )
 )]
 pub async fn get(

@@ -238,17 +238,25 @@ fn unavailable(context: &str, error: redis::RedisError) -> StoreError {
     StoreError::unavailable(context.to_owned(), error)
 }
 
-/// The URL without its password, for error messages.
-fn redacted(url: &str) -> String {
-    match url.split_once('@') {
-        Some((scheme_and_credentials, host)) => {
-            let scheme = scheme_and_credentials
-                .split_once("://")
-                .map_or("redis", |(scheme, _)| scheme);
-            format!("{scheme}://***@{host}")
-        }
-        None => url.to_owned(),
-    }
+/// The URL without its credentials or query (which may carry `pass=`), for logs and error
+/// messages. Parsed as a URL, so a password holding `@`, `:` or `/` cannot leak: the
+/// userinfo ends at the last `@`, and a URL that does not parse is not echoed at all.
+pub fn redacted(url: &str) -> String {
+    let Some(parsed) = redis::parse_redis_url(url) else {
+        return "<unparsable Redis URL>".to_owned();
+    };
+    let credentials = if parsed.username().is_empty() && parsed.password().is_none() {
+        ""
+    } else {
+        "***@"
+    };
+    let host = parsed.host_str().unwrap_or_default();
+    let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!(
+        "{}://{credentials}{host}{port}{}",
+        parsed.scheme(),
+        parsed.path()
+    )
 }
 
 #[cfg(test)]
@@ -265,5 +273,34 @@ mod tests {
             redacted("redis://127.0.0.1:6379/"),
             "redis://127.0.0.1:6379/"
         );
+        assert_eq!(
+            redacted("rediss://user:secret@host/1"),
+            "rediss://***@host/1"
+        );
+        assert_eq!(redacted("redis://user@host"), "redis://***@host");
+    }
+
+    #[test]
+    fn no_part_of_an_awkward_password_leaks() {
+        for (url, expected) in [
+            ("redis://:p@ss@host:6379/0", Some("redis://***@host:6379/0")),
+            ("redis://u:s3cr@t@p@ss@host", Some("redis://***@host")),
+            ("redis://:p:a@ss@host:6379", Some("redis://***@host:6379")),
+            (
+                "unix:///run/redis.sock?db=0&pass=s3cr@t",
+                Some("unix:///run/redis.sock"),
+            ),
+            ("redis://:pa/ss@host:6379", None),
+            ("redis://:pa#ss@host:6379", None),
+            ("redis://:pa?ss@host:6379", None),
+        ] {
+            let shown = redacted(url);
+            for secret in ["p@ss", "ss@", "s3cr", "@t", "pa/", "pa#", "pa?", "a@ss"] {
+                assert!(!shown.contains(secret), "{url} -> {shown}");
+            }
+            if let Some(expected) = expected {
+                assert_eq!(shown, expected, "{url}");
+            }
+        }
     }
 }

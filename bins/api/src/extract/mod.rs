@@ -1,10 +1,17 @@
-//! Extractor configuration: body limits and problem+json for every extractor failure
-//! (actix's defaults answer `text/plain` 400s).
+//! Request extraction: the JSON body extractor, integers as JSON Schema defines them, body
+//! limits, and problem+json for every extractor failure (actix's defaults answer
+//! `text/plain` 400s).
+
+pub mod integer;
+mod json;
 
 use actix_web::{
-    error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError, UrlencodedError},
+    error::{PathError, PayloadError, QueryPayloadError, UrlencodedError},
     web,
 };
+use futures::StreamExt;
+
+pub use json::{Json, parse_json};
 
 use crate::error::ApiError;
 
@@ -12,14 +19,6 @@ use crate::error::ApiError;
 pub const JSON_LIMIT: usize = 64 * 1024;
 /// Largest form body accepted (the login form).
 pub const FORM_LIMIT: usize = 16 * 1024;
-
-/// `Json<T>` settings: 64 KiB, `application/json` required, problem+json errors.
-pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(JSON_LIMIT)
-        .content_type_required(true)
-        .error_handler(|err, _req| json_error(err).into())
-}
 
 /// `Path<T>` settings: an unparsable id is simply a resource that does not exist.
 pub fn path_config() -> web::PathConfig {
@@ -40,20 +39,6 @@ pub fn form_config() -> web::FormConfig {
     web::FormConfig::default()
         .limit(FORM_LIMIT)
         .error_handler(|err, _req| form_error(err).into())
-}
-
-/// Maps a JSON body failure: syntax → 400, shape or range → 422, size → 413, type → 415.
-pub fn json_error(err: JsonPayloadError) -> ApiError {
-    match err {
-        JsonPayloadError::OverflowKnownLength { limit, .. }
-        | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit },
-        JsonPayloadError::ContentType => {
-            ApiError::UnsupportedMediaType("the body must be application/json".into())
-        }
-        JsonPayloadError::Deserialize(e) => serde_json_error(&e),
-        JsonPayloadError::Payload(e) => payload_error(e),
-        other => ApiError::Malformed(other.to_string()),
-    }
 }
 
 /// Maps a serde_json failure: data errors (types, unknown fields, ranges) are 422,
@@ -77,9 +62,38 @@ fn form_error(err: UrlencodedError) -> ApiError {
 }
 
 /// Maps a failure to read the body.
-pub fn payload_error(err: PayloadError) -> ApiError {
+pub fn payload_error(err: PayloadError, limit: usize) -> ApiError {
     match err {
-        PayloadError::Overflow => ApiError::PayloadTooLarge { limit: JSON_LIMIT },
+        PayloadError::Overflow => ApiError::PayloadTooLarge { limit },
         other => ApiError::Malformed(format!("could not read the body: {other}")),
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes (413 beyond).
+pub async fn read_body(
+    mut payload: actix_web::dev::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| payload_error(e, limit))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// A declared `Content-Length` above `limit` is refused before anything is read.
+pub fn check_declared_length(req: &actix_web::HttpRequest, limit: usize) -> Result<(), ApiError> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match declared {
+        Some(length) if length > limit => Err(ApiError::PayloadTooLarge { limit }),
+        _ => Ok(()),
     }
 }
