@@ -2,13 +2,13 @@
 //! Redis store's group commit (see `inventory_lock::GroupCommit`).
 //!
 //! One batch costs, in order:
-//! 1. the idempotency-key claims of its keyed orders, one script per buyer, sent
-//!    together (`{user:…}` slots; skipped when no order has a key);
+//! 1. the idempotency-key claims of its keyed orders, one `SET NX GET` each in
+//!    the buyers' `{user:…}` slots, pipelined (skipped when no order has a key);
 //! 2. the purchase script for the whole batch, in the product's slot: as one
 //!    fused acquire → write → release step when the product's lock is free, or
 //!    as a guarded write while the batch holds the lock;
 //! 3. the buyers' purchase indexes and the give-back of claims whose orders
-//!    bought nothing, one script per buyer, sent together.
+//!    bought nothing, pipelined plain commands.
 //!
 //! Everything a purchase *is* — stock, record, log, idempotency record — is
 //! written atomically in step 2. Steps 1 and 3 are per-buyer bookkeeping in the
@@ -16,12 +16,10 @@
 //! the index lists a buyer's purchases. If step 3 is lost (crash, Redis gone),
 //! the purchase stands and a replay of its key writes the index entry again.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::future::join_all;
 use inventory_domain::{
     IDEMPOTENCY_KEY_TTL, IdempotencyKey, OrderFingerprint, Price, ProductId, Purchase,
     PurchaseError, PurchaseId, PurchaseOrder, PurchaseReceipt, StoreError, UserId,
@@ -212,44 +210,45 @@ impl Committer for PurchaseBatches {
 impl PurchaseBatches {
     /// Claims the keys of the batch's keyed orders not claimed yet (a batch
     /// that found the lock busy comes back with its claims made and new
-    /// members without).
+    /// members without): one `SET claim fingerprint NX GET PX ttl` per order,
+    /// all in one pipeline — one round trip, whatever the buyers' slots.
     async fn claim_keys(&self, items: &[PurchaseItem]) {
-        let mut by_buyer: BTreeMap<UserId, Vec<&PurchaseItem>> = BTreeMap::new();
-        for item in items.iter().filter(|item| item.claim.get().is_none()) {
-            by_buyer.entry(item.order.user_id).or_default().push(item);
+        let unclaimed: Vec<&PurchaseItem> = items
+            .iter()
+            .filter(|item| item.claim.get().is_none())
+            .collect();
+        if unclaimed.is_empty() {
+            return;
         }
-        let claims = by_buyer.into_values().map(|orders| async move {
-            let mut invocation = scripts::CLAIM_KEYS.prepare_invoke();
-            invocation.arg(millis(CLAIM_TTL));
-            for item in &orders {
-                invocation
-                    .key(keys::idempotency_claim(
-                        item.order.user_id,
-                        &item.operation_id,
-                    ))
-                    .arg(item.fingerprint.as_str());
-            }
-            let found: Result<Vec<Option<String>>, _> =
-                invocation.invoke_async(&mut self.data.clone()).await;
-            for (index, item) in orders.iter().enumerate() {
-                let claim = match &found {
-                    Ok(previous) => match previous.get(index) {
-                        Some(None) => Claim::Made,
-                        Some(Some(fingerprint)) if fingerprint == item.fingerprint.as_str() => {
-                            Claim::Shared
-                        }
-                        Some(Some(_)) => Claim::Reused,
-                        None => Claim::Failed,
-                    },
-                    Err(error) => {
-                        tracing::warn!(%error, "claiming idempotency keys");
-                        Claim::Failed
-                    }
-                };
-                let _ = item.claim.set(claim);
-            }
-        });
-        join_all(claims).await;
+        let mut pipe = redis::pipe();
+        for item in &unclaimed {
+            pipe.cmd("SET")
+                .arg(keys::idempotency_claim(
+                    item.order.user_id,
+                    &item.operation_id,
+                ))
+                .arg(item.fingerprint.as_str())
+                .arg("NX")
+                .arg("GET")
+                .arg("PX")
+                .arg(millis(CLAIM_TTL));
+        }
+        let found: Result<Vec<Option<String>>, _> = pipe.query_async(&mut self.data.clone()).await;
+        if let Err(error) = &found {
+            tracing::warn!(%error, "claiming idempotency keys");
+        }
+        for (index, item) in unclaimed.iter().enumerate() {
+            let previous = found.as_ref().ok().and_then(|found| found.get(index));
+            let claim = match previous {
+                Some(None) => Claim::Made,
+                Some(Some(fingerprint)) if fingerprint == item.fingerprint.as_str() => {
+                    Claim::Shared
+                }
+                Some(Some(_)) => Claim::Reused,
+                None => Claim::Failed,
+            };
+            let _ = item.claim.set(claim);
+        }
     }
 
     /// Turns the script's replies (or its failure) into one answer per item,
@@ -330,51 +329,37 @@ impl PurchaseBatches {
             .collect()
     }
 
-    /// Step 3: per buyer, index what was bought and give back the claims of
-    /// orders that bought nothing. A failure here is logged, not answered: the
-    /// purchases stand, and a replay of the key indexes them again.
+    /// Step 3: index what was bought in the buyers' indexes, and give back the
+    /// claims of orders that bought nothing — one pipeline of plain commands.
+    /// A claim is given back only by the order that made it (`SET NX` above),
+    /// so no other order's claim is deleted. A failure here is logged, not
+    /// answered: the purchases stand, and a replay of the key indexes them again.
     async fn settle_buyers(&self, items: &[PurchaseItem], outcomes: &[Outcome]) {
-        let mut by_buyer: BTreeMap<UserId, BuyerBookkeeping<'_>> = BTreeMap::new();
+        let mut pipe = redis::pipe();
         for (item, outcome) in items.iter().zip(outcomes) {
-            let buyer = by_buyer.entry(item.order.user_id).or_default();
             if let Outcome::Bought { receipt } = outcome {
                 let purchase = &receipt.purchase;
-                buyer
-                    .index
-                    .push((codec::unix_ms(purchase.purchased_at), purchase.id.get()));
+                pipe.zadd(
+                    keys::user_purchases(purchase.user_id),
+                    purchase.id.get(),
+                    codec::unix_ms(purchase.purchased_at),
+                )
+                .ignore();
             } else if item.claim() == Claim::Made && outcome.bought_nothing() {
-                buyer.give_back.push(item);
+                pipe.del(keys::idempotency_claim(
+                    item.order.user_id,
+                    &item.operation_id,
+                ))
+                .ignore();
             }
         }
-        let writes = by_buyer
-            .into_iter()
-            .filter(|(_, work)| !work.index.is_empty() || !work.give_back.is_empty())
-            .map(|(buyer, BuyerBookkeeping { index, give_back })| async move {
-                let mut invocation = scripts::SETTLE_USER.prepare_invoke();
-                invocation.key(keys::user_purchases(buyer)).arg(index.len());
-                for (score, id) in &index {
-                    invocation.arg(score).arg(id);
-                }
-                for item in &give_back {
-                    invocation
-                        .key(keys::idempotency_claim(buyer, &item.operation_id))
-                        .arg(item.fingerprint.as_str());
-                }
-                if let Err(error) = invocation.invoke_async::<i64>(&mut self.data.clone()).await {
-                    tracing::error!(%error, user.id = %buyer, "indexing purchases / giving back key claims");
-                }
-            });
-        join_all(writes).await;
+        if pipe.is_empty() {
+            return;
+        }
+        if let Err(error) = pipe.query_async::<()>(&mut self.data.clone()).await {
+            tracing::error!(%error, "indexing purchases / giving back key claims");
+        }
     }
-}
-
-/// What step 3 writes for one buyer.
-#[derive(Default)]
-struct BuyerBookkeeping<'a> {
-    /// (purchase time in unix ms, purchase id) to add to the buyer's index.
-    index: Vec<(i64, u64)>,
-    /// Orders whose key claim goes back.
-    give_back: Vec<&'a PurchaseItem>,
 }
 
 /// The orders that go into the purchase script, in order.

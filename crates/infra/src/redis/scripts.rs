@@ -82,51 +82,6 @@ return replies
     )
 });
 
-/// Claims idempotency keys for a user: `SET claim fingerprint NX GET PX ttl`
-/// for each key, in one step.
-///
-/// KEYS: the user's claim keys · ARGV: 1 TTL (ms), then one fingerprint per key
-/// Returns, per key, the fingerprint already claimed, or `false` if this call
-/// made the claim. Every key is in the user's hash slot.
-pub(crate) static CLAIM_KEYS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local previous = {}
-for i = 1, #KEYS do
-  previous[i] = redis.call('SET', KEYS[i], ARGV[i + 1], 'NX', 'GET', 'PX', ARGV[1])
-end
-return previous
-",
-    )
-});
-
-/// Gives back claims of orders that bought nothing (so a failed order does not
-/// consume its key), and indexes the purchases that were made.
-///
-/// KEYS: 1 the user's purchase index, then claim keys to give back
-/// ARGV: 1 number of index entries n, then n pairs (score, purchase id), then
-///       one fingerprint per claim key
-///
-/// A claim is only deleted while it still holds this order's fingerprint, so a
-/// claim another order has meanwhile taken is left alone. Every key is in the
-/// user's hash slot.
-pub(crate) static SETTLE_USER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local entries = tonumber(ARGV[1])
-for i = 1, entries do
-  redis.call('ZADD', KEYS[1], ARGV[2 * i], ARGV[2 * i + 1])
-end
-for i = 2, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[2 * entries + i] then
-    redis.call('DEL', KEYS[i])
-  end
-end
-return 0
-",
-    )
-});
-
 /// A restock, under the product's lock.
 ///
 /// KEYS: 1 product hash · ARGV: 1 units to add · 2 stock limit · 3 now (unix ms)
