@@ -102,7 +102,9 @@ impl Application {
         let stores = StoreRuntime::start()?;
         let repos = {
             let settings = settings.clone();
-            stores.run(async move { connect(&settings).await }).await??
+            stores
+                .run(async move { connect(&settings).await })
+                .await??
         };
         let passwords = PasswordHasher::new(settings.bcrypt_cost)
             .await

@@ -260,21 +260,22 @@ impl PurchaseBatches {
         replies: Result<Vec<Value>, LockError>,
     ) -> Vec<Result<PurchaseReceipt, PurchaseError>> {
         let mut live_outcomes = match replies {
-            Ok(replies) => live
-                .iter()
-                .enumerate()
-                .map(|(index, _)| parse_reply(replies.get(index)))
+            Ok(replies) => (0..live.len())
+                .map(|index| parse_reply(replies.get(index)))
                 .collect(),
-            Err(error) if error.is_unknown_outcome() => {
-                tracing::warn!(%error, "purchase batch reply lost; settling through the idempotency records");
-                self.settle_lost_reply(live).await
-            }
-            Err(error) => live
+            // Refused before anything was written: the lease was gone.
+            Err(error) if error.is_lease_lost() || error.is_timeout() => live
                 .iter()
                 .map(|_| {
                     Outcome::NotApplied(LockFailure::classify(&error, "running a purchase batch").into())
                 })
                 .collect::<Vec<_>>(),
+            // A lost reply, or an error from inside the script (which may have
+            // applied the orders before it): the records say what happened.
+            Err(error) => {
+                tracing::warn!(%error, "purchase batch without a usable reply; settling through the idempotency records");
+                self.settle_lost_reply(live).await
+            }
         }
         .into_iter();
         let outcomes: Vec<Outcome> = items
@@ -298,8 +299,8 @@ impl PurchaseBatches {
             .collect()
     }
 
-    /// After a lost reply: each order's idempotency record, written atomically
-    /// with its purchase, says whether it happened. Read on the connection the
+    /// After a lost reply (or a script error): each order's idempotency record,
+    /// written atomically with its purchase, says whether it happened. Read on the connection the
     /// script was sent on, so the read cannot overtake a script still queued.
     async fn settle_lost_reply(&self, live: &[&PurchaseItem]) -> Vec<Outcome> {
         let mut pipe = redis::pipe();
