@@ -142,17 +142,25 @@ pub struct GuardedInvocation<'a> {
     guard: &'a LockGuard,
 }
 
-impl ScriptArgs for GuardedInvocation<'_> {
-    fn key(mut self, key: impl ToRedisArgs) -> Self {
-        self.invocation.key(key);
-        self
-    }
+/// Both invocation forms keep their keys and arguments in a redis-rs
+/// `ScriptInvocation` named `invocation`.
+macro_rules! script_args_for {
+    ($($form:ident),*) => {$(
+        impl ScriptArgs for $form<'_> {
+            fn key(mut self, key: impl ToRedisArgs) -> Self {
+                self.invocation.key(key);
+                self
+            }
 
-    fn arg(mut self, arg: impl ToRedisArgs) -> Self {
-        self.invocation.arg(arg);
-        self
-    }
+            fn arg(mut self, arg: impl ToRedisArgs) -> Self {
+                self.invocation.arg(arg);
+                self
+            }
+        }
+    )*};
 }
+
+script_args_for!(GuardedInvocation, FusedInvocation);
 
 impl GuardedInvocation<'_> {
     /// Runs the script. `Err(LeaseLost)` if the lease is known lost locally (then
@@ -190,18 +198,6 @@ pub enum Fused<T> {
 pub struct FusedInvocation<'a> {
     invocation: ScriptInvocation<'a>,
     key: &'a LockKey,
-}
-
-impl ScriptArgs for FusedInvocation<'_> {
-    fn key(mut self, key: impl ToRedisArgs) -> Self {
-        self.invocation.key(key);
-        self
-    }
-
-    fn arg(mut self, arg: impl ToRedisArgs) -> Self {
-        self.invocation.arg(arg);
-        self
-    }
 }
 
 impl FusedInvocation<'_> {
