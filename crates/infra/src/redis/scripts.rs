@@ -13,9 +13,9 @@ use redis::Script;
 /// fused acquire → write → release step), committed in order.
 ///
 /// KEYS: 1 product hash · 2 product purchase log · 3 product purchase records ·
-///       3 + i the idempotency record of item i
-/// ARGV: 1 now (unix ms) · 2 product id · then four per item, from 3 + 4(i − 1):
-///       quantity · user id · order fingerprint · record TTL (ms)
+///       4 product purchase numbers · 4 + i the idempotency record of item i
+/// ARGV: 1 now (unix ms) · 2 product id · then five per item, from 3 + 5(i − 1):
+///       quantity · user id · order fingerprint · record TTL (ms) · operation id
 ///
 /// Returns one reply per item: `{'created', remaining, record}`,
 /// `{'replay', remaining, record}`, `{'key-reused'}`, `{'no-product'}` or
@@ -27,9 +27,10 @@ use redis::Script;
 /// at — so a twin later in the same batch finds the record and replays it, a
 /// sold-out item is refused with the units left at its turn, and an item that
 /// fits after a refused one is still served. Every unit that leaves the stock
-/// has exactly one purchase record, log entry and idempotency record, written
-/// in this one atomic script; a refused item writes nothing (and so does not
-/// consume its key). Every key is in the product's hash slot.
+/// has exactly one purchase record (under `<user>:<operation id>`, the name the
+/// buyer's index already carries), number, log entry and idempotency record,
+/// written in this one atomic script; a refused item writes nothing (and so
+/// does not consume its key). Every key is in the product's hash slot.
 ///
 /// Numbers: ids and counts are handled as strings or integers below 2^53 (stock
 /// and sequence numbers are bounded far below), so Lua's doubles stay exact;
@@ -43,10 +44,11 @@ local price = product[2]
 local seq = tonumber(product[3] or '0')
 local sold = 0
 local replies = {}
-for i = 1, #KEYS - 3 do
-  local a = 3 + 4 * (i - 1)
-  local quantity, user, fingerprint, ttl = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local record_key = KEYS[3 + i]
+for i = 1, #KEYS - 4 do
+  local a = 3 + 5 * (i - 1)
+  local quantity, user, fingerprint = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
+  local ttl, operation = ARGV[a + 3], ARGV[a + 4]
+  local record_key = KEYS[4 + i]
   local existing = redis.call('HMGET', record_key, 'fingerprint', 'remaining', 'purchase')
   if existing[1] then
     if existing[1] == fingerprint then
@@ -66,7 +68,9 @@ for i = 1, #KEYS - 3 do
     local record = '{"id":' .. id .. ',"user_id":' .. user .. ',"product_id":' .. ARGV[2]
       .. ',"quantity":' .. quantity .. ',"unit_price":' .. price
       .. ',"purchased_at":' .. ARGV[1] .. ',"fence":' .. string.format('%d', FENCE) .. '}'
-    redis.call('HSET', KEYS[3], seq, record)
+    local field = user .. ':' .. operation
+    redis.call('HSET', KEYS[3], field, record)
+    redis.call('HSET', KEYS[4], seq, field)
     redis.call('RPUSH', KEYS[2], id)
     redis.call('HSET', record_key, 'fingerprint', fingerprint, 'remaining', stock, 'purchase', record)
     redis.call('PEXPIRE', record_key, ttl)
@@ -79,6 +83,21 @@ if sold > 0 then
 end
 return replies
 "#,
+    )
+});
+
+/// A purchase by its number: the record whose field the number points at.
+///
+/// KEYS: 1 product purchase numbers · 2 product purchase records
+/// ARGV: 1 purchase number. Returns the record (JSON) or nil. Both keys are in
+/// the product's hash slot; a read, one round trip instead of two.
+pub(crate) static PURCHASE_BY_NUMBER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local field = redis.call('HGET', KEYS[1], ARGV[1])
+if not field then return false end
+return redis.call('HGET', KEYS[2], field)
+",
     )
 });
 

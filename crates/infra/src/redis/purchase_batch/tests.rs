@@ -157,6 +157,17 @@ async fn a_batch_answers_each_order_as_if_alone_at_its_place() {
         .map(|index| receipt(&results[*index]).purchase.id.get())
         .collect();
     assert_eq!(logged, made, "the purchase log is in commit order");
+    let listed = store
+        .list_for_user(UserId(1), inventory_domain::Page::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed,
+        vec![first.purchase.clone()],
+        "buyer 1 made one purchase"
+    );
+    let refused: u64 = raw.zcard(keys::user_purchases(UserId(2))).await.unwrap();
+    assert_eq!(refused, 0, "a refused order's index entry was given back");
 }
 
 /// A batch whose lease was lost before its script ran (the key changed hands
@@ -193,6 +204,13 @@ async fn a_batch_whose_lease_was_lost_applies_nothing_and_answers_everyone() {
     let claim = keys::idempotency_claim(UserId(1), &IdempotencyKey::parse("k").unwrap());
     let claimed: bool = raw.exists(claim).await.unwrap();
     assert!(!claimed, "the key claim was not given back");
+    for user in 1..=3 {
+        let entries: u64 = raw.zcard(keys::user_purchases(UserId(user))).await.unwrap();
+        assert_eq!(
+            entries, 0,
+            "buyer {user}'s index names a purchase that was not made"
+        );
+    }
     drop(guard);
 }
 
