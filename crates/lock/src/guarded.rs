@@ -61,7 +61,7 @@ use redis::{FromRedisValue, Script, ScriptInvocation, ToRedisArgs};
 use crate::error::LockError;
 use crate::guard::LockGuard;
 use crate::key::LockKey;
-use crate::scripts::{FUSED_PRELUDE, GUARD_PRELUDE, LEASE_LOST_CODE, LOCK_HELD_CODE};
+use crate::scripts::{FUSED_PRELUDE, GUARD_PRELUDE, LEASE_LOST_CODE, LINE_HELPERS, LOCK_HELD_CODE};
 
 /// A Lua body wrapped so that it runs only under a held lock. Build it once
 /// (e.g. in a `static LazyLock`): its SHAs are computed once and Redis caches
@@ -89,7 +89,7 @@ impl GuardedScript {
         };
         Self {
             guarded: wrap(GUARD_PRELUDE),
-            fused: wrap(FUSED_PRELUDE),
+            fused: wrap(&format!("{LINE_HELPERS}{FUSED_PRELUDE}")),
         }
     }
 
@@ -119,7 +119,11 @@ impl GuardedScript {
     /// body, release — one atomic step. Run it with [`crate::RedisLock::run_fused`].
     pub fn prepare_fused<'a>(&'a self, key: &'a LockKey) -> FusedInvocation<'a> {
         let mut invocation = self.fused.prepare_invoke();
-        invocation.key(key.as_str()).key(key.fence_key());
+        invocation
+            .key(key.as_str())
+            .key(key.fence_key())
+            .key(key.line_key())
+            .key(key.line_leases_key());
         FusedInvocation { invocation, key }
     }
 }
