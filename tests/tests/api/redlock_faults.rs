@@ -280,9 +280,11 @@ async fn three_nodes_down_answer_503_within_the_wait_and_sell_nothing() {
     });
     let elapsed = join_all(attempts).await;
     let slowest = elapsed.iter().max().unwrap();
-    // Within the wait timeout, plus what a loaded 2-core machine adds to one request.
+    // Within the wait timeout (counted from each request's arrival, also for those
+    // queued behind the first batch), plus what a loaded 2-core machine adds to one
+    // request; two timeouts back to back would be 2 s.
     assert!(
-        *slowest < Duration::from_millis(WAIT_MS) + Duration::from_millis(2500),
+        *slowest < Duration::from_millis(WAIT_MS) + Duration::from_millis(900),
         "slowest 503 took {slowest:?}"
     );
     // A restock needs the lock too.
