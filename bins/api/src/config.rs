@@ -101,6 +101,10 @@ pub struct RedisConfig {
     pub lock_mode: LockMode,
     /// Independent lock nodes (Redlock mode): at least [`MIN_REDLOCK_NODES`], no duplicates.
     pub redlock_nodes: Vec<SecretString>,
+    /// Every lock node runs with `appendonly yes` + `appendfsync always`
+    /// (`REDLOCK_FSYNC_ALWAYS`), so a restarted node counts toward quorums at once
+    /// instead of sitting out `LOCK_TTL_MS`.
+    pub redlock_fsync_always: bool,
     /// Longest wait for a Redis reply, and for a pool connection
     /// (`REDIS_RESPONSE_TIMEOUT_MS`). A purchase whose reply does not come in
     /// time is settled through its idempotency record.
@@ -201,9 +205,10 @@ pub const MAX_PURCHASE_QUANTITY_LIMIT: u32 = 1_000_000;
 /// Fewest Redlock nodes: with fewer, losing one node loses the quorum.
 pub const MIN_REDLOCK_NODES: usize = 3;
 /// Variables that only mean something with a Redis data store.
-const REDIS_ONLY: [&str; 4] = [
+const REDIS_ONLY: [&str; 5] = [
     "LOCK_MODE",
     "REDLOCK_NODES",
+    "REDLOCK_FSYNC_ALWAYS",
     "REDIS_RESPONSE_TIMEOUT_MS",
     "REDIS_POOL_SIZE",
 ];
@@ -408,7 +413,7 @@ fn invalid(name: &'static str, reason: String) -> ConfigError {
 }
 
 /// `REDIS_URL`, `REDIS_CLUSTER_NODES`, `LOCK_MODE`, `REDLOCK_NODES`,
-/// `REDIS_RESPONSE_TIMEOUT_MS`, `REDIS_POOL_SIZE`.
+/// `REDLOCK_FSYNC_ALWAYS`, `REDIS_RESPONSE_TIMEOUT_MS`, `REDIS_POOL_SIZE`.
 fn storage<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<StorageSettings, ConfigError> {
     let url = match env.get("REDIS_URL")? {
         Some(url) => {
@@ -453,11 +458,19 @@ fn storage<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<StorageSetting
     };
     let redlock_nodes = env.redis_urls("REDLOCK_NODES")?;
     check_redlock_nodes(lock_mode, &redlock_nodes)?;
+    let redlock_fsync_always = env.parse_or("REDLOCK_FSYNC_ALWAYS", false)?;
+    if env.is_set("REDLOCK_FSYNC_ALWAYS") && lock_mode != LockMode::Redlock {
+        return Err(invalid(
+            "REDLOCK_FSYNC_ALWAYS",
+            "is only used with LOCK_MODE=redlock (LOCK_MODE is single)".into(),
+        ));
+    }
     Ok(StorageSettings::Redis(RedisConfig {
         url,
         cluster_nodes,
         lock_mode,
         redlock_nodes,
+        redlock_fsync_always,
         response_timeout: env.millis("REDIS_RESPONSE_TIMEOUT_MS", 2000, 10..=60_000)?,
         pool_size: env.bounded("REDIS_POOL_SIZE", 32, 1..=1024)?,
     }))
@@ -793,6 +806,7 @@ mod tests {
             ("LOCK_MODE", "single"),
             ("LOCK_MODE", "redlock"),
             ("REDLOCK_NODES", NODES),
+            ("REDLOCK_FSYNC_ALWAYS", "true"),
             ("REDIS_RESPONSE_TIMEOUT_MS", "2000"),
             ("REDIS_POOL_SIZE", "8"),
         ] {
@@ -835,6 +849,35 @@ mod tests {
         };
         assert_eq!(config.lock_mode, LockMode::Redlock);
         assert_eq!(config.redlock_nodes.len(), 3);
+        assert!(
+            !config.redlock_fsync_always,
+            "nodes are not durable unless declared"
+        );
+    }
+
+    #[test]
+    fn lock_nodes_are_declared_fsync_always_explicitly() {
+        let redlock = |value| {
+            redis(&[
+                ("LOCK_MODE", "redlock"),
+                ("REDLOCK_NODES", NODES),
+                ("REDLOCK_FSYNC_ALWAYS", value),
+            ])
+        };
+        for (value, expected) in [("true", true), ("false", false), (" true ", true)] {
+            let StorageSettings::Redis(config) = redlock(value).unwrap().storage else {
+                panic!("not Redis mode");
+            };
+            assert_eq!(config.redlock_fsync_always, expected, "{value:?}");
+        }
+        for value in ["yes", "1", "TRUE!"] {
+            assert_eq!(refused(redlock(value)), "REDLOCK_FSYNC_ALWAYS", "{value:?}");
+        }
+        // A durability promise about lock nodes without lock nodes is a mistake.
+        assert_eq!(
+            refused(redis(&[("REDLOCK_FSYNC_ALWAYS", "true")])),
+            "REDLOCK_FSYNC_ALWAYS"
+        );
     }
 
     #[test]

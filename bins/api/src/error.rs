@@ -11,6 +11,8 @@ use inventory_domain::{ProductError, PurchaseError, StoreError, UserError, Valid
 use serde::Serialize;
 use utoipa::{ToResponse, ToSchema};
 
+use crate::routes::health::ReadinessChecks;
+
 /// Base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://lockstock.dev/problems/";
 
@@ -50,6 +52,9 @@ pub struct Problem {
     /// Every field that failed validation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// What the readiness check found (not-ready): the data store and the lock nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<ReadinessChecks>,
 }
 
 /// One invalid input field.
@@ -176,9 +181,15 @@ pub enum ApiError {
         /// What was limited, for the client.
         detail: &'static str,
     },
-    /// The server is shutting down or its store does not answer.
-    #[error("not ready")]
-    NotReady(String),
+    /// The server is shutting down, its store does not answer, or too few lock nodes
+    /// count toward a quorum.
+    #[error("not ready: {detail}")]
+    NotReady {
+        /// What is missing.
+        detail: String,
+        /// What the readiness check found, when it ran.
+        checks: Option<Box<ReadinessChecks>>,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -268,7 +279,7 @@ impl ApiError {
             Self::RateLimited { retry_after, detail } => row(S::TOO_MANY_REQUESTS, "rate-limited", "Too many attempts",
                 (*detail).into())
                 .retry_after(*retry_after),
-            Self::NotReady(detail) => row(S::SERVICE_UNAVAILABLE, "not-ready", "Service not ready",
+            Self::NotReady { detail, .. } => row(S::SERVICE_UNAVAILABLE, "not-ready", "Service not ready",
                 detail.clone())
                 .retry_after(SECOND),
             Self::Store(StoreError::Unavailable { .. }) => row(S::SERVICE_UNAVAILABLE, "storage-unavailable", "Storage unavailable",
@@ -292,6 +303,7 @@ impl ApiError {
             retry_after: row.retry_after.map(whole_seconds),
             operation_id: None,
             errors: Vec::new(),
+            checks: None,
         };
         match self {
             Self::InsufficientStock {
@@ -313,6 +325,9 @@ impl ApiError {
             }
             Self::OutcomeUnknown { operation_id } => {
                 problem.operation_id = Some(operation_id.clone());
+            }
+            Self::NotReady { checks, .. } => {
+                problem.checks = checks.as_deref().cloned();
             }
             _ => {}
         }
@@ -585,7 +600,15 @@ mod tests {
                 "rate-limited",
                 true,
             ),
-            (ApiError::NotReady("x".into()), 503, "not-ready", true),
+            (
+                ApiError::NotReady {
+                    detail: "x".into(),
+                    checks: None,
+                },
+                503,
+                "not-ready",
+                true,
+            ),
             (
                 StoreError::unavailable("x", std::io::Error::other("down")).into(),
                 503,

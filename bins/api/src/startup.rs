@@ -1,4 +1,5 @@
-//! The composition root: the only place that picks the store, builds the state, binds the
+//! The composition root: the only place that picks the store and the lock (in-memory,
+//! Redis with the single-node lock, or Redis with Redlock), builds the state, binds the
 //! listener and wires the routes.
 
 use std::{
@@ -18,11 +19,11 @@ use actix_web::{
     web,
 };
 use anyhow::Context;
-use inventory_domain::{NewUser, Password, Role, UserError};
+use inventory_domain::{LockReadiness, NewUser, Password, Readiness, Role, UserError};
 use inventory_infra::{
     Repositories,
     memory::{MemorySettings, MemoryStore},
-    redis::RedisSettings,
+    redis::{RedisSettings, RedlockSettings},
 };
 use secrecy::ExposeSecret;
 use utoipa_swagger_ui::SwaggerUi;
@@ -271,28 +272,88 @@ async fn connect(settings: &Settings) -> anyhow::Result<Repositories> {
                      set REDIS_URL to a single Redis node"
                 );
             };
-            if redis.lock_mode == LockMode::Redlock {
-                anyhow::bail!(
-                    "LOCK_MODE=redlock is not supported yet; use LOCK_MODE=single (the default)"
-                );
-            }
+            let data_url = inventory_infra::redis::redacted(url.expose_secret());
             let mut redis_settings = RedisSettings::new(url.expose_secret());
             redis_settings.lock_ttl = settings.lock.ttl;
             redis_settings.lock_wait_timeout = settings.lock.wait_timeout;
             redis_settings.response_timeout = redis.response_timeout;
             redis_settings.pool_size = redis.pool_size;
             redis_settings.purchase_batch_max = settings.purchase_batch_max;
-            let repositories = inventory_infra::redis::connect(&redis_settings)
-                .await
-                .with_context(|| {
-                    format!(
-                        "REDIS_URL: cannot use Redis at {}",
-                        inventory_infra::redis::redacted(url.expose_secret())
-                    )
-                })?;
-            tracing::info!("storage: Redis (single node, single-node lock)");
+            let repositories = match redis.lock_mode {
+                LockMode::Single => {
+                    let repositories = inventory_infra::redis::connect(&redis_settings)
+                        .await
+                        .with_context(|| format!("REDIS_URL: cannot use Redis at {data_url}"))?;
+                    tracing::info!(
+                        redis.url = %data_url,
+                        "storage: Redis (single node, single-node lock)"
+                    );
+                    repositories
+                }
+                LockMode::Redlock => {
+                    let redlock = RedlockSettings {
+                        nodes: redis
+                            .redlock_nodes
+                            .iter()
+                            .map(|node| node.expose_secret().to_owned())
+                            .collect(),
+                        fsync_always: redis.redlock_fsync_always,
+                    };
+                    let repositories =
+                        inventory_infra::redis::connect_redlock(&redis_settings, &redlock)
+                            .await
+                            .with_context(|| {
+                                format!(
+                                    "LOCK_MODE=redlock: cannot use the data Redis at {data_url} \
+                                     (REDIS_URL) with REDLOCK_NODES"
+                                )
+                            })?;
+                    tracing::info!(
+                        redis.url = %data_url,
+                        redlock.nodes = redlock.nodes.len(),
+                        redlock.fsync_always = redlock.fsync_always,
+                        "storage: Redis (data node, fence store) with Redlock over independent \
+                         lock nodes"
+                    );
+                    log_lock_nodes(&repositories.health.readiness().await);
+                    repositories
+                }
+            };
             Ok(repositories)
         }
+    }
+}
+
+/// Says at start-up which lock nodes count toward the quorum, and warns when too few
+/// do (the server still starts: `/ready` answers 503 until a quorum counts).
+fn log_lock_nodes(readiness: &Readiness) {
+    let LockReadiness::Quorum(quorum) = &readiness.locks else {
+        return;
+    };
+    for node in &quorum.nodes {
+        tracing::info!(
+            redlock.node = %node.address,
+            redlock.reachable = node.reachable,
+            redlock.counts = node.counts_toward_quorum,
+            redlock.quarantine_left_ms = node.quarantine_left.map_or(0, |left| left.as_millis()),
+            redlock.fsync_always = node.fsync_always,
+            "lock node"
+        );
+    }
+    if quorum.has_quorum() {
+        tracing::info!(
+            redlock.counting = quorum.counting,
+            redlock.quorum = quorum.quorum,
+            "lock nodes: a quorum counts"
+        );
+    } else {
+        tracing::warn!(
+            redlock.counting = quorum.counting,
+            redlock.quorum = quorum.quorum,
+            "lock nodes: fewer than a quorum count; purchases and restocks answer 503 and \
+             /ready answers 503 until enough nodes are reachable (and out of their restart \
+             quarantine, LOCK_TTL_MS after a restart unless REDLOCK_FSYNC_ALWAYS=true)"
+        );
     }
 }
 

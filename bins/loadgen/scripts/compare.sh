@@ -14,8 +14,19 @@
 #   redis-batch1  this build, Redis mode, PURCHASE_BATCH_MAX=1 (no group commit)
 #   memory        this build, in-memory mode
 #   baseline      BASELINE_API=path/to/an/older/inventory-api, Redis mode (optional)
+#   redlock       this build, LOCK_MODE=redlock over 5 local lock nodes (AOF, appendfsync
+#                 always, REDLOCK_FSYNC_ALWAYS=true, as in docker-compose.redlock.yml);
+#                 the data node as for `redis`
+#   redlock-nofsync  the same with lock nodes without persistence (not declared durable:
+#                 the script waits for /ready while their start-up quarantine passes)
+#   redlock-2down    `redlock` with 2 of the 5 lock nodes killed before the server starts
 # SCENARIOS (space-separated names, default all) selects scenarios; CONFIGS selects
-# configurations. Every run is bounded (10 s sustained runs, 3 s /health ceilings).
+# configurations (the redlock ones are not in the default list). Every run is bounded
+# (10 s sustained runs, 3 s /health ceilings). Each configuration's GET /ready answer is
+# kept as ready-<config>.json (taken before the scenarios; for redlock, the lock nodes).
+#
+#   CONFIGS="redis redlock redlock-2down" SCENARIOS="bf-w1000 bf-w0 sus-c64" \
+#     bins/loadgen/scripts/compare.sh target/bench/redlock
 set -euo pipefail
 OUT=${1:?usage: compare.sh OUTDIR}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -52,6 +63,29 @@ wait_for() {
   return 1
 }
 
+# Starts 5 lock nodes for $config on ports base..base+4 with redis-server arguments "$@",
+# kills the first $down of them again, and sets lock_env to the server's Redlock settings.
+start_lock_nodes() {
+  local config=$1 base=$2 down=$3 durable=$4
+  shift 4
+  local urls=() node_pids=()
+  for i in 0 1 2 3 4; do
+    local node_port=$((base + i)) node_dir
+    node_dir=$(mktemp -d)
+    redis-server --port "$node_port" --bind 127.0.0.1 --save "" --dir "$node_dir" "$@" \
+      >"$OUT/lock-$config-$i.log" 2>&1 &
+    pids+=($!)
+    node_pids+=($!)
+    wait_for redis-cli -p "$node_port" ping
+    urls+=("redis://127.0.0.1:$node_port/")
+  done
+  for ((i = 0; i < down; i++)); do
+    kill -9 "${node_pids[$i]}"
+  done
+  lock_env=(LOCK_MODE=redlock "REDLOCK_NODES=$(IFS=,; echo "${urls[*]}")" \
+    REDLOCK_FSYNC_ALWAYS=$durable)
+}
+
 declare -A API_PORT REDIS_PORT
 port=18200
 for config in $CONFIG_LIST; do
@@ -59,13 +93,21 @@ for config in $CONFIG_LIST; do
   API_PORT[$config]=$port
   binary=$API
   env_extra=()
+  lock_env=()
   case $config in
     redis) ;;
     redis-batch1) env_extra+=(PURCHASE_BATCH_MAX=1) ;;
     baseline) binary=${BASELINE_API:?BASELINE_API must name the baseline binary} ;;
     memory) ;;
+    redlock) start_lock_nodes "$config" $((port * 10 - 170000)) 0 true \
+      --appendonly yes --appendfsync always ;;
+    redlock-nofsync) start_lock_nodes "$config" $((port * 10 - 170000)) 0 false \
+      --appendonly no ;;
+    redlock-2down) start_lock_nodes "$config" $((port * 10 - 170000)) 2 true \
+      --appendonly yes --appendfsync always ;;
     *) echo "unknown configuration $config" >&2; exit 2 ;;
   esac
+  env_extra+=("${lock_env[@]}")
   if [ "$config" != memory ]; then
     REDIS_PORT[$config]=$((port + 1000))
     dir=$(mktemp -d)
@@ -81,6 +123,13 @@ for config in $CONFIG_LIST; do
     "${env_extra[@]}" "$binary" >"$OUT/server-$config.log" 2>&1 &
   pids+=($!)
   wait_for curl -sf "http://127.0.0.1:$port/health"
+  # Ready: the data node answers and (redlock) a quorum of lock nodes counts. Volatile
+  # lock nodes sit out LOCK_TTL_MS (5 s) after their start first.
+  for _ in $(seq 1 300); do
+    if curl -sf "http://127.0.0.1:$port/ready" >"$OUT/ready-$config.json"; then break; fi
+    sleep 0.05
+  done
+  curl -sf "http://127.0.0.1:$port/ready" >"$OUT/ready-$config.json"
   # Registers the buyers once per configuration (bcrypt); not a measurement.
   timeout 900 "$LOADGEN" multi-product --products 1 --stock 1 --buyers 4000 --window-ms 0 \
     --base-url "http://127.0.0.1:$port" --token-cache "$OUT/tokens-$config.json" --quiet \

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Summarises a compare.sh output directory as Markdown: one table per scenario, every
-configuration measured in the same run, with ratios to `memory` and to `baseline` (or
+configuration measured in the same run, with ratios to `memory`, `redis`, and to `baseline` (or
 `redis-batch1`) and the Redis commands each request cost (from INFO commandstats)."""
 
 import json
@@ -8,7 +8,8 @@ import pathlib
 import sys
 
 out = pathlib.Path(sys.argv[1])
-CONFIG_ORDER = ["redis", "redis-batch1", "baseline", "memory"]
+CONFIG_ORDER = ["redis", "redis-batch1", "baseline", "redlock", "redlock-nofsync", "redlock-2down",
+                "memory"]
 
 
 def commandstats(path):
@@ -51,10 +52,10 @@ for scenario in scenarios:
     if not reports:
         continue
     print(f"\n### {scenario}\n")
-    print("| config | requests | 201 | 409 | other | purchases/s | × memory | × batch1 | × baseline "
-          "| p50 ms | p99 ms | max ms | first K served | oversell | lost | /health req/s "
-          "| Redis cmds / request |")
-    print("|" + "---|" * 17)
+    print("| config | requests | 201 | 409 | other | purchases/s | × memory | × redis | × batch1 "
+          "| × baseline | p50 ms | p99 ms | max ms | first K served | oversell | lost "
+          "| /health req/s | Redis cmds / request |")
+    print("|" + "---|" * 18)
     for config, r in reports.items():
         pps = r["purchases_per_sec"]
 
@@ -73,7 +74,8 @@ for scenario in scenarios:
             cmds = f"{per:.2f} ({detail})"
         health = r.get("health_requests_per_sec")
         print(f"| {config} | {r['requests']} | {r['accepted']} | {r['refused_sold_out']} "
-              f"| {r['other_errors']} | {pps:,.0f} | {ratio('memory')} | {ratio('redis-batch1')} "
+              f"| {r['other_errors']} | {pps:,.0f} | {ratio('memory')} | {ratio('redis')} "
+              f"| {ratio('redis-batch1')} "
               f"| {ratio('baseline')} | {lat['p50']:.2f} | {lat['p99']:.2f} | {lat['max']:.1f} "
               f"| {fair['first_k_accepted']}/{fair['first_k']} | {r['oversell']} | {r['lost']} "
               f"| {f'{health:,.0f}' if health else ''} | {cmds} |")

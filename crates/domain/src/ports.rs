@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use crate::{
     NewProduct, NewUser, Page, Product, ProductError, ProductId, Purchase, PurchaseError,
-    PurchaseId, PurchaseOrder, PurchaseReceipt, RestockQuantity, StockLevel, StoreError, User,
-    UserError, UserId, Username,
+    PurchaseId, PurchaseOrder, PurchaseReceipt, Readiness, RestockQuantity, StockLevel, StoreError,
+    User, UserError, UserId, Username,
 };
 
 /// Accounts.
@@ -74,6 +74,8 @@ pub trait PurchaseService: Send + Sync {
 /// Readiness of the backing store.
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
-    /// `Ok` when every configured backend node (or a quorum) answers.
-    async fn ready(&self) -> Result<(), StoreError>;
+    /// Asks every backend part now: the data store, and the lock nodes where locks live
+    /// apart from it. [`Readiness::is_ready`] when the data store answers and locks can
+    /// be taken (for a quorum-based lock: a quorum of nodes counts).
+    async fn readiness(&self) -> Readiness;
 }

@@ -3,16 +3,17 @@
 #![expect(clippy::unwrap_used, reason = "tests panic on failure")]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::join_all;
 use inventory_domain::{
-    IdempotencyKey, NewProduct, NewUser, Page, Price, ProductError, ProductId, ProductName,
-    PurchaseError, PurchaseOrder, Quantity, RestockQuantity, Role, Stock, UserError, UserId,
-    Username,
+    IdempotencyKey, LockReadiness, NewProduct, NewUser, Page, Price, ProductError, ProductId,
+    ProductName, PurchaseError, PurchaseOrder, Quantity, RestockQuantity, Role, Stock, UserError,
+    UserId, Username,
 };
 use inventory_infra::Repositories;
-use inventory_infra::redis::{RedisSettings, connect};
-use lockstock_test_support::RedisServer;
+use inventory_infra::redis::{RedisSettings, RedlockSettings, connect, connect_redlock};
+use lockstock_test_support::{RedisNodes, RedisServer, Reply};
 
 struct Fixture {
     _server: RedisServer,
@@ -289,11 +290,17 @@ async fn readiness_follows_redis() {
     let mut settings = RedisSettings::new(server.url());
     settings.response_timeout = std::time::Duration::from_millis(300);
     let repositories = connect(&settings).await.unwrap();
-    repositories.health.ready().await.unwrap();
+    let ready = repositories.health.readiness().await;
+    assert!(ready.is_ready(), "{ready:?}");
+    assert_eq!(ready.locks, LockReadiness::DataStore);
     server.pause();
-    assert!(repositories.health.ready().await.is_err());
+    let paused = repositories.health.readiness().await;
+    assert!(
+        !paused.is_ready() && !paused.data_store_reachable(),
+        "{paused:?}"
+    );
     server.resume();
-    repositories.health.ready().await.unwrap();
+    assert!(repositories.health.readiness().await.is_ready());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,4 +309,163 @@ async fn connect_fails_fast_without_redis() {
     let url = server.url();
     server.kill();
     assert!(connect(&RedisSettings::new(url)).await.is_err());
+}
+
+/// Redlock mode: 5 lock nodes (AOF + fsync always, declared so) and a data node.
+struct RedlockFixture {
+    nodes: RedisNodes,
+    data: RedisServer,
+    repositories: Repositories,
+}
+
+fn redlock_settings(nodes: &RedisNodes) -> RedlockSettings {
+    RedlockSettings {
+        nodes: nodes.urls(),
+        fsync_always: true,
+    }
+}
+
+async fn redlock_fixture() -> RedlockFixture {
+    let nodes = RedisNodes::start_with(5, &["--appendonly", "yes", "--appendfsync", "always"]);
+    let data = RedisServer::start();
+    let repositories = connect_redlock(&RedisSettings::new(data.url()), &redlock_settings(&nodes))
+        .await
+        .unwrap();
+    RedlockFixture {
+        nodes,
+        data,
+        repositories,
+    }
+}
+
+fn quorum(readiness: &inventory_domain::Readiness) -> &inventory_domain::LockQuorum {
+    match &readiness.locks {
+        LockReadiness::Quorum(quorum) => quorum,
+        other => panic!("not a quorum lock: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redlock_mode_sells_under_the_quorum_and_fences_on_the_data_node() {
+    let fixture = redlock_fixture().await;
+    let repositories = &fixture.repositories;
+    let id = product(repositories, "Redlock TV", 10).await;
+    let outcomes = join_all((1..=30).map(|user| {
+        let purchases = Arc::clone(&repositories.purchases);
+        async move { purchases.purchase(order(user, id, 1, None)).await }
+    }))
+    .await;
+    let bought = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(bought, 10, "{outcomes:?}");
+    let level = repositories
+        .products
+        .restock(id, RestockQuantity::parse(5).unwrap());
+    assert_eq!(level.await.unwrap().stock, 5);
+
+    // The data lives on the data node only, and every grant minted its fence there.
+    let fence = fixture
+        .data
+        .command(
+            &["GET", &format!("{{product:{}}}:lock:fence", id.0)],
+            Duration::from_secs(1),
+        )
+        .unwrap();
+    assert!(
+        matches!(&fence, Reply::Bulk(Some(n)) if String::from_utf8_lossy(n).parse::<u64>().unwrap() >= 2),
+        "{fence:?}"
+    );
+    for node in &fixture.nodes {
+        let keys = node.command(&["DBSIZE"], Duration::from_secs(1)).unwrap();
+        assert_eq!(keys, Reply::Integer(0), "a lock node keeps no data");
+    }
+
+    let ready = repositories.health.readiness().await;
+    assert!(ready.is_ready(), "{ready:?}");
+    let quorum = quorum(&ready);
+    assert_eq!(
+        (quorum.quorum, quorum.counting, quorum.nodes.len()),
+        (3, 5, 5)
+    );
+    assert!(
+        quorum
+            .nodes
+            .iter()
+            .all(|n| n.fsync_always && n.counts_toward_quorum)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redlock_readiness_follows_the_quorum_and_the_data_node() {
+    let mut fixture = redlock_fixture().await;
+    let health = Arc::clone(&fixture.repositories.health);
+    fixture.nodes[0].kill();
+    fixture.nodes[1].kill();
+    let two_down = health.readiness().await;
+    assert!(two_down.is_ready(), "{two_down:?}");
+    assert_eq!(quorum(&two_down).counting, 3);
+    assert!(!quorum(&two_down).nodes[0].reachable);
+
+    fixture.nodes[2].kill();
+    let three_down = health.readiness().await;
+    assert!(!three_down.is_ready(), "{three_down:?}");
+    assert!(three_down.data_store_reachable());
+    assert_eq!(quorum(&three_down).counting, 2);
+
+    // A durable node counts again as soon as it is reconnected (after the reconnect
+    // backoff, at most a second): no quarantine.
+    fixture.nodes[2].restart();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let back = loop {
+        let readiness = health.readiness().await;
+        if readiness.is_ready() || tokio::time::Instant::now() > deadline {
+            break readiness;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(back.is_ready(), "{back:?}");
+    assert!(quorum(&back).nodes[2].quarantine_left.is_none(), "{back:?}");
+
+    fixture.data.kill();
+    let no_data = health.readiness().await;
+    assert!(
+        !no_data.is_ready() && !no_data.data_store_reachable(),
+        "{no_data:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redlock_start_up_needs_the_data_node_but_not_every_lock_node() {
+    let mut nodes = RedisNodes::start(5);
+    let mut data = RedisServer::start();
+    nodes[3].kill();
+    nodes[4].kill();
+    let settings = RedisSettings::new(data.url());
+    let repositories = connect_redlock(&settings, &redlock_settings(&nodes))
+        .await
+        .unwrap();
+    let ready = repositories.health.readiness().await;
+    // These nodes run without AOF: the fsync-always declaration is not trusted, and
+    // freshly started nodes sit out LOCK_TTL_MS (5 s here).
+    let quorum = quorum(&ready);
+    assert_eq!(quorum.counting, 0, "{ready:?}");
+    assert!(
+        quorum.nodes[..3]
+            .iter()
+            .all(|n| n.reachable && n.quarantine_left.is_some()),
+        "{ready:?}"
+    );
+    assert!(!ready.is_ready());
+
+    data.kill();
+    let error = connect_redlock(&settings, &redlock_settings(&nodes))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            inventory_infra::redis::ConnectError::Unreachable { .. }
+        ),
+        "{error:?}"
+    );
 }

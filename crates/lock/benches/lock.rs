@@ -10,6 +10,13 @@
 //!   Sharing one lock, they line up in its same-process FIFO queue.
 //! * `redis_contended/clients/N` — the same with one `RedisLock` per task, as N
 //!   processes would contend: each handoff goes release → PUBLISH → wake-up → `SET NX`.
+//! * `redis_uncontended/redlock_{3,5}` and `redis_contended/redlock_{3,5}/…` — the
+//!   same with a `Redlock` over 3 or 5 local nodes (no persistence, like the single
+//!   node; used once their start-up quarantine has passed) whose fence store is one
+//!   more server: one round to all nodes in parallel + the fence `INCR`, then the
+//!   release round.
+//! * `…/redlock_5_fsync…` — 5 nodes with `appendonly yes` + `appendfsync always`,
+//!   declared fsync-always: what `docker-compose.redlock.yml` runs.
 //! * `local/*` — the same with `LocalLock`, the in-process baseline.
 //!
 //! Every loop runs in tasks on the 2-worker runtime (not on criterion's `block_on`
@@ -30,8 +37,11 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-use inventory_lock::{AcquireOptions, DistributedLock, LocalLock, LockKey, RedisLock};
-use lockstock_test_support::RedisServer;
+use inventory_lock::{
+    AcquireOptions, DistributedLock, LocalLock, LockKey, RedisLock, Redlock, RedlockConfig,
+    RedlockNode,
+};
+use lockstock_test_support::{RedisNodes, RedisServer};
 use redis::aio::ConnectionManager;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
@@ -46,6 +56,10 @@ const REDIS_CONTENDERS: [usize; 3] = [1, 8, 64];
 const REDIS_CLIENTS: [usize; 2] = [8, 64];
 /// Concurrent tasks contending for one in-process key.
 const LOCAL_CONTENDERS: usize = 8;
+/// Tasks, and independent `Redlock`s, contending for one key in the Redlock rows.
+const REDLOCK_CONTENDERS: usize = 8;
+/// How long a fresh Redlock may take to see a quorum of nodes counting.
+const REDLOCK_READY_DEADLINE: Duration = Duration::from_secs(30);
 
 fn options() -> AcquireOptions {
     AcquireOptions::default()
@@ -197,8 +211,54 @@ fn bench_handoffs<L>(
     stats.report(&format!("{group_name}/{id}"));
 }
 
+/// The lock nodes and the fence store of the Redlock rows.
+struct RedlockServers {
+    /// Five nodes without persistence.
+    volatile: RedisNodes,
+    /// Five nodes with `appendfsync always`.
+    durable: RedisNodes,
+    fence_store: RedisServer,
+}
+
+impl RedlockServers {
+    fn start() -> Self {
+        Self {
+            volatile: RedisNodes::start(5),
+            durable: RedisNodes::start_with(5, &["--appendonly", "yes", "--appendfsync", "always"]),
+            fence_store: RedisServer::start(),
+        }
+    }
+
+    /// A `Redlock` over the first `n` nodes of `nodes`, once a quorum of them counts
+    /// (non-durable nodes sit out `max_ttl` after their start; the single-node rows
+    /// run meanwhile, so it has usually passed).
+    async fn redlock(&self, nodes: &RedisNodes, n: usize, durable: bool) -> Redlock {
+        let nodes = nodes.urls().into_iter().take(n).map(|url| {
+            let node = RedlockNode::from_url(&url).expect("node url");
+            if durable { node.fsync_always() } else { node }
+        });
+        let fence = redis::Client::open(self.fence_store.url()).expect("fence store url");
+        let config = RedlockConfig {
+            max_ttl: TTL,
+            ..RedlockConfig::default()
+        };
+        let lock = Redlock::connect(nodes, fence, config)
+            .await
+            .expect("Redlock connects");
+        let deadline = Instant::now() + REDLOCK_READY_DEADLINE;
+        while !lock.status().await.is_ready() {
+            assert!(Instant::now() < deadline, "the Redlock never had a quorum");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        lock
+    }
+}
+
 fn lock_benches(c: &mut Criterion) {
     let server = RedisServer::start();
+    // Started first, so that their start-up quarantine passes while the single-node
+    // rows run.
+    let redlock_servers = RedlockServers::start();
     let runtime = runtime();
     let url = server.url();
     let (shared, clients, raw) = runtime.block_on(async {
@@ -245,6 +305,57 @@ fn lock_benches(c: &mut Criterion) {
     }
     group.finish();
 
+    // Redlock over 3 and 5 nodes, beside the single node above.
+    let redlocks = runtime.block_on(async {
+        let s = &redlock_servers;
+        let mut sets = Vec::new();
+        for (name, nodes, n, durable) in [
+            ("redlock_3", &s.volatile, 3, false),
+            ("redlock_5", &s.volatile, 5, false),
+            ("redlock_5_fsync", &s.durable, 5, true),
+        ] {
+            let mut locks = Vec::new();
+            for _ in 0..REDLOCK_CONTENDERS {
+                locks.push(s.redlock(nodes, n, durable).await);
+            }
+            sets.push((name, locks));
+        }
+        sets
+    });
+    let name = "redis_uncontended";
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(1));
+    for (id, locks) in &redlocks {
+        bench_handoffs(&mut group, name, id, &runtime, &locks[..1], 1);
+    }
+    group.finish();
+    let name = "redis_contended";
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(1));
+    for (id, locks) in &redlocks {
+        if *id != "redlock_5_fsync" {
+            let tasks = format!("{id}/tasks/{REDLOCK_CONTENDERS}");
+            bench_handoffs(
+                &mut group,
+                name,
+                &tasks,
+                &runtime,
+                &locks[..1],
+                REDLOCK_CONTENDERS,
+            );
+        }
+        let clients = format!("{id}/clients/{REDLOCK_CONTENDERS}");
+        bench_handoffs(
+            &mut group,
+            name,
+            &clients,
+            &runtime,
+            locks,
+            REDLOCK_CONTENDERS,
+        );
+    }
+    group.finish();
+
     let local = [LocalLock::new()];
     let name = "local";
     let mut group = c.benchmark_group(name);
@@ -254,14 +365,14 @@ fn lock_benches(c: &mut Criterion) {
     bench_handoffs(&mut group, name, &id, &runtime, &local, LOCAL_CONTENDERS);
     group.finish();
 
-    // Connections first, then the server they talk to.
-    drop((shared, clients, raw, runtime));
-    drop(server);
+    // Connections first, then the servers they talk to.
+    drop((shared, clients, raw, redlocks, runtime));
+    drop((server, redlock_servers));
 }
 
 criterion_group! {
     name = benches;
-    // 9 benchmarks × (2 s warm-up + 6 s measurement + analysis) ≈ 80 s. No plots:
+    // 17 benchmarks × (2 s warm-up + 6 s measurement + analysis) ≈ 150 s. No plots:
     // drawing them took longer than measuring on the loaded 2-core machine.
     config = Criterion::default()
         .sample_size(30)

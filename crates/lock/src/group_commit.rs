@@ -10,6 +10,11 @@
 //! and answers every caller. Nothing waits on purpose to fill a batch: a batch
 //! is whatever queued while the previous one was being committed.
 //!
+//! Each caller's wait is bounded by the wait timeout from its own arrival: a
+//! batch waits for the lock only until its oldest member's deadline, so a
+//! caller queued behind a batch that timed out is not made to wait a second
+//! full timeout.
+//!
 //! The pessimistic-lock guarantees are exactly those of one lock hold: the
 //! committer runs only while the lock is held (or, with
 //! [`Committer::commit_if_free`], inside one atomic step that finds the lock
@@ -29,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::error::LockError;
 use crate::guard::LockGuard;
@@ -107,6 +113,8 @@ struct Inner<C: Committer> {
 struct Waiter<C: Committer> {
     item: C::Item,
     reply: oneshot::Sender<C::Output>,
+    /// When this caller's wait for the lock ends: its arrival + the wait timeout.
+    deadline: Instant,
 }
 
 impl<C: Committer> GroupCommit<C> {
@@ -152,11 +160,16 @@ impl<C: Committer> GroupCommit<C> {
     /// future gives up the place if the item's batch has not started yet.
     pub async fn submit(&self, key: &LockKey, item: C::Item) -> Result<C::Output, Abandoned> {
         let (reply, answer) = oneshot::channel();
+        let deadline = Instant::now() + self.inner.options.wait_timeout();
         let start_worker = {
             let mut lines = self.inner.lines();
             let line = lines.entry(key.clone());
             let start = matches!(line, std::collections::hash_map::Entry::Vacant(_));
-            line.or_default().push_back(Waiter { item, reply });
+            line.or_default().push_back(Waiter {
+                item,
+                reply,
+                deadline,
+            });
             start
         };
         if start_worker {
@@ -215,6 +228,7 @@ impl<C: Committer> Worker<C> {
             match line.pop_front() {
                 Some(waiter) if waiter.reply.is_closed() => {}
                 Some(waiter) => {
+                    batch.deadline = Some(batch.deadline.unwrap_or(waiter.deadline));
                     batch.items.push(waiter.item);
                     batch.replies.push(waiter.reply);
                 }
@@ -235,7 +249,11 @@ impl<C: Committer> Worker<C> {
             .await
         {
             Some(outputs) => outputs,
-            None => match inner.lock.acquire(&self.key, &inner.options).await {
+            None => match inner
+                .lock
+                .acquire(&self.key, &batch.options(&inner.options))
+                .await
+            {
                 Ok(guard) => {
                     // Whoever queued while we waited for the lock comes along.
                     self.take_into(&mut batch, false);
@@ -275,6 +293,23 @@ impl<C: Committer> Drop for RetireOnPanic<'_, C> {
 struct Batch<C: Committer> {
     items: Vec<C::Item>,
     replies: Vec<oneshot::Sender<C::Output>>,
+    /// The first item's deadline: the line is FIFO, so the earliest.
+    deadline: Option<Instant>,
+}
+
+impl<C: Committer> Batch<C> {
+    /// The lock options for this batch: the wait ends at the oldest member's
+    /// deadline, so no caller waits longer than its wait timeout in all — time
+    /// spent in the line behind a batch that failed to get the lock included.
+    /// (Without this, a caller that queued behind a batch timing out would
+    /// wait that batch's timeout and then a whole one of its own.) A batch whose
+    /// oldest member's time is up still makes one attempt.
+    fn options(&self, options: &AcquireOptions) -> AcquireOptions {
+        let left = self.deadline.map_or(options.wait_timeout(), |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        });
+        options.clone().with_wait_timeout(left)
+    }
 }
 
 impl<C: Committer> Default for Batch<C> {
@@ -282,6 +317,7 @@ impl<C: Committer> Default for Batch<C> {
         Self {
             items: Vec::new(),
             replies: Vec::new(),
+            deadline: None,
         }
     }
 }

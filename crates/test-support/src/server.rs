@@ -279,6 +279,30 @@ impl RedisServer {
         self.launch_or_panic(START_ATTEMPTS);
     }
 
+    /// Kills the server, deletes its persistence files (the AOF directory and any RDB
+    /// dump; the log stays) and starts it again on the same port with the same
+    /// arguments: a server that lost its disk. Its `run_id` changes, as on every restart.
+    ///
+    /// # Panics
+    /// When the files cannot be removed or the server does not come back.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        for name in ["appendonlydir", "appendonly.aof", "dump.rdb"] {
+            let path = self.dir().join(name);
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => panic!("restart_empty(): cannot remove {}: {err}", path.display()),
+            }
+        }
+        self.launch_or_panic(START_ATTEMPTS);
+    }
+
     fn launch_on_free_port(&mut self, pick_port: fn() -> u16) {
         let mut clashes = Vec::new();
         for _ in 0..START_ATTEMPTS {
@@ -610,6 +634,27 @@ mod tests {
         server.restart();
         let value = server.command(&["GET", "k"], SHORT).unwrap();
         assert_eq!(value, Reply::Bulk(Some(b"v2".to_vec())));
+    }
+
+    #[test]
+    fn restart_empty_forgets_what_the_aof_held() {
+        let mut server =
+            RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+        let port = server.port();
+        server.command(&["SET", "k", "v"], SHORT).unwrap();
+        server.restart_empty();
+        assert_eq!(server.port(), port);
+        assert_eq!(
+            server.command(&["GET", "k"], SHORT).unwrap(),
+            Reply::Bulk(None)
+        );
+        // Still with AOF: what it is told now survives a plain restart.
+        server.command(&["SET", "k", "again"], SHORT).unwrap();
+        server.restart();
+        assert_eq!(
+            server.command(&["GET", "k"], SHORT).unwrap(),
+            Reply::Bulk(Some(b"again".to_vec()))
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::helpers::{
     spawn_app_with,
 };
 
-both_modes!(
+all_modes!(
     register_creates_a_user,
     duplicate_username_is_409,
     invalid_registration_lists_every_field,

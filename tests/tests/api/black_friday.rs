@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::helpers::{Mode, TestApp, TestUser, spawn_app_with};
 
-both_modes!(
+all_modes!(
     exactly_the_stock_is_sold_to_a_thousand_buyers,
     random_quantities_sum_to_what_left
 );
@@ -31,7 +31,7 @@ async fn app(mode: Mode) -> TestApp {
 }
 
 /// Registers and logs in `n` users, a bounded number at a time (bcrypt runs for each).
-async fn buyers(app: &TestApp, n: usize) -> Vec<TestUser> {
+pub(crate) async fn buyers(app: &TestApp, n: usize) -> Vec<TestUser> {
     let users: Vec<TestUser> = stream::iter(0..n)
         .map(|i| app.user_named(format!("buyer{i:04}")))
         .buffer_unordered(32)
@@ -49,7 +49,12 @@ impl TestApp {
     /// One buyer's order, settled the way the API tells clients to: a 503 (lock timeout,
     /// unknown outcome) or a dropped connection is retried with the same Idempotency-Key,
     /// which can never buy twice. Returns the final status and body.
-    async fn settle(&self, user: &TestUser, product: u64, quantity: i64) -> (u16, Value) {
+    pub(crate) async fn settle(
+        &self,
+        user: &TestUser,
+        product: u64,
+        quantity: i64,
+    ) -> (u16, Value) {
         let key = format!("bf-{}", user.id);
         let mut last = String::new();
         for attempt in 0..10u32 {

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lockstock_test_support::RedisServer;
+use lockstock_test_support::{RedisNodes, RedisServer};
 use reqwest::{Client, Response, StatusCode, header};
 use serde_json::{Value, json};
 
@@ -19,6 +19,34 @@ pub(crate) enum Mode {
     Memory,
     /// A fresh redis-server per test.
     Redis,
+    /// Redlock: five fresh lock nodes (AOF, `appendfsync always`, declared so with
+    /// `REDLOCK_FSYNC_ALWAYS=true`) and a fresh data node per test.
+    Redlock,
+}
+
+/// Lock nodes of a Redlock-mode app.
+pub(crate) const LOCK_NODES: usize = 5;
+
+/// How the lock nodes of a Redlock-mode app run.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RedlockSetup {
+    /// Without AOF and not declared fsync-always: every (re)started node sits out
+    /// `LOCK_TTL_MS` before it counts (start-up included).
+    pub(crate) volatile: bool,
+    /// Nodes killed before the server starts.
+    pub(crate) down_at_start: Vec<usize>,
+}
+
+/// The backing servers of an app, killed with it.
+enum Backend {
+    Memory,
+    Redis(RedisServer),
+    Redlock {
+        data: RedisServer,
+        nodes: Mutex<RedisNodes>,
+        /// Nodes without AOF, not declared fsync-always.
+        volatile: bool,
+    },
 }
 
 pub(crate) const ADMIN_USERNAME: &str = "admin";
@@ -77,7 +105,7 @@ pub(crate) struct TestApp {
     pub(crate) client: Client,
     server: Child,
     logs: Arc<Mutex<Vec<String>>>,
-    _redis: Option<RedisServer>,
+    backend: Backend,
 }
 
 /// A registered, logged-in user.
@@ -94,15 +122,53 @@ pub(crate) async fn spawn_app(mode: Mode) -> TestApp {
 
 /// Starts the server with extra environment variables (which override the defaults).
 pub(crate) async fn spawn_app_with(mode: Mode, extra_env: &[(&str, &str)]) -> TestApp {
-    let binary = server_binary();
-    let redis = match mode {
-        Mode::Memory => None,
-        Mode::Redis => Some(
+    let backend = match mode {
+        Mode::Memory => Backend::Memory,
+        Mode::Redis => Backend::Redis(
             tokio::task::spawn_blocking(RedisServer::start)
                 .await
                 .unwrap(),
         ),
+        Mode::Redlock => return spawn_redlock_app(RedlockSetup::default(), extra_env).await,
     };
+    spawn_on(backend, extra_env).await
+}
+
+/// Starts a Redlock-mode server over lock nodes set up as `setup` says, and returns once
+/// `/ready` answers 200 (a quorum of lock nodes counts).
+pub(crate) async fn spawn_redlock_app(setup: RedlockSetup, extra_env: &[(&str, &str)]) -> TestApp {
+    let volatile = setup.volatile;
+    let (data, nodes) = tokio::task::spawn_blocking(move || {
+        let args: &[&str] = if volatile {
+            &[]
+        } else {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        };
+        let data = std::thread::spawn(RedisServer::start);
+        let mut nodes = RedisNodes::start_with(LOCK_NODES, args);
+        for &index in &setup.down_at_start {
+            nodes[index].kill();
+        }
+        (data.join().unwrap(), nodes)
+    })
+    .await
+    .unwrap();
+    let app = spawn_on(
+        Backend::Redlock {
+            data,
+            nodes: Mutex::new(nodes),
+            volatile,
+        },
+        extra_env,
+    )
+    .await;
+    app.wait_for_ready(|status, _| status == StatusCode::OK)
+        .await;
+    app
+}
+
+async fn spawn_on(backend: Backend, extra_env: &[(&str, &str)]) -> TestApp {
+    let binary = server_binary();
     let mut command = Command::new(binary);
     // A clean environment, and a working directory without a `.env`.
     command
@@ -131,8 +197,22 @@ pub(crate) async fn spawn_app_with(mode: Mode, extra_env: &[(&str, &str)]) -> Te
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(redis) = &redis {
-        command.env("REDIS_URL", redis.url());
+    match &backend {
+        Backend::Memory => {}
+        Backend::Redis(redis) => {
+            command.env("REDIS_URL", redis.url());
+        }
+        Backend::Redlock {
+            data,
+            nodes,
+            volatile,
+        } => {
+            command
+                .env("REDIS_URL", data.url())
+                .env("LOCK_MODE", "redlock")
+                .env("REDLOCK_NODES", nodes.lock().unwrap().urls().join(","))
+                .env("REDLOCK_FSYNC_ALWAYS", (!volatile).to_string());
+        }
     }
     for (key, value) in extra_env {
         command.env(key, value);
@@ -191,7 +271,7 @@ pub(crate) async fn spawn_app_with(mode: Mode, extra_env: &[(&str, &str)]) -> Te
         client,
         server,
         logs,
-        _redis: redis,
+        backend,
     };
     app.wait_until_healthy().await;
     app
@@ -214,14 +294,57 @@ impl TestApp {
         self.logs.lock().unwrap().join("\n")
     }
 
-    /// The test's own redis-server (Redis mode only).
+    /// The test's own data redis-server (Redis and Redlock modes).
     pub(crate) fn redis(&self) -> Option<&RedisServer> {
-        self._redis.as_ref()
+        match &self.backend {
+            Backend::Memory => None,
+            Backend::Redis(redis) | Backend::Redlock { data: redis, .. } => Some(redis),
+        }
     }
 
-    /// The Redis server, to pause, resume or kill it (Redis mode only).
+    /// The data Redis server, to pause, resume or kill it (Redis and Redlock modes).
     pub(crate) fn redis_mut(&mut self) -> &mut RedisServer {
-        self._redis.as_mut().expect("a Redis-mode app")
+        match &mut self.backend {
+            Backend::Memory => panic!("not a Redis-mode app"),
+            Backend::Redis(redis) | Backend::Redlock { data: redis, .. } => redis,
+        }
+    }
+
+    /// Does something to the lock nodes (Redlock mode): kill, pause, resume, restart.
+    /// Callable while requests are in flight (it takes `&self`).
+    pub(crate) fn lock_nodes<T>(&self, action: impl FnOnce(&mut RedisNodes) -> T) -> T {
+        match &self.backend {
+            Backend::Redlock { nodes, .. } => action(&mut nodes.lock().unwrap()),
+            _ => panic!("not a Redlock-mode app"),
+        }
+    }
+
+    /// GET /ready until `expected(status, body)` holds, and returns the body. Polls, as
+    /// an orchestrator does, with a deadline.
+    pub(crate) async fn wait_for_ready(
+        &self,
+        expected: impl Fn(StatusCode, &Value) -> bool,
+    ) -> Value {
+        let until = Instant::now() + START_DEADLINE;
+        let mut last = (StatusCode::OK, Value::Null);
+        loop {
+            if let Ok(response) = self.client.get(self.url("/ready")).send().await {
+                let status = response.status();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                if expected(status, &body) {
+                    return body;
+                }
+                last = (status, body);
+            }
+            assert!(
+                Instant::now() < until,
+                "/ready never answered as expected; last: {} {}\n{}",
+                last.0,
+                last.1,
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub(crate) fn pid(&self) -> u32 {

@@ -1,5 +1,6 @@
-//! End-to-end tests: the real server binary, over HTTP. Every contract test runs in both
-//! storage modes (`memory::…` and `redis::…`).
+//! End-to-end tests: the real server binary, over HTTP. Every contract test runs in all
+//! three storage modes (`memory::…`, `redis::…` and `redlock::…`: five lock nodes and a
+//! data node); `redlock_faults` kills, pauses and restarts lock nodes under load.
 
 #![expect(
     clippy::unwrap_used,
@@ -8,7 +9,7 @@
 )]
 
 /// Generates one `#[tokio::test]` per mode for each listed `async fn name(mode: Mode)`.
-macro_rules! both_modes {
+macro_rules! all_modes {
     ($($name:ident),* $(,)?) => {
         mod memory {
             $(
@@ -26,6 +27,14 @@ macro_rules! both_modes {
                 }
             )*
         }
+        mod redlock {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(crate::helpers::Mode::Redlock).await;
+                }
+            )*
+        }
     };
 }
 
@@ -35,4 +44,5 @@ mod helpers;
 mod operations;
 mod products;
 mod purchases;
+mod redlock_faults;
 mod robustness;

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::helpers::{Mode, assert_problem, run_until_exit, spawn_app};
 
-both_modes!(
+all_modes!(
     health_and_ready,
     metrics_are_prometheus_text,
     docs_redirect_and_swagger_ui,
@@ -30,6 +30,35 @@ async fn health_and_ready(mode: Mode) {
     assert_eq!(health["status"], "ok");
     let ready = app.client.get(app.url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["data_store"]["reachable"], true, "{ready}");
+    let locks = &ready["checks"]["locks"];
+    assert_eq!(locks["ready"], true, "{ready}");
+    match mode {
+        Mode::Memory => assert_eq!(locks["mode"], "in-process", "{ready}"),
+        Mode::Redis => {
+            assert_eq!(locks["mode"], "single", "{ready}");
+            assert!(locks.get("nodes").is_none(), "{ready}");
+        }
+        Mode::Redlock => {
+            assert_eq!(locks["mode"], "redlock", "{ready}");
+            assert_eq!(locks["quorum"], 3, "{ready}");
+            assert_eq!(locks["counting"], 5, "{ready}");
+            let nodes = locks["nodes"].as_array().unwrap();
+            assert_eq!(nodes.len(), 5, "{ready}");
+            for node in nodes {
+                assert!(
+                    node["address"].as_str().unwrap().starts_with("127.0.0.1:"),
+                    "{ready}"
+                );
+                assert_eq!(node["reachable"], true, "{ready}");
+                assert_eq!(node["counts_toward_quorum"], true, "{ready}");
+                assert_eq!(node["quarantine_left_ms"], 0, "{ready}");
+                assert_eq!(node["fsync_always"], true, "{ready}");
+            }
+        }
+    }
 }
 
 async fn metrics_are_prometheus_text(mode: Mode) {

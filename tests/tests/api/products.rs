@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Mode, TestApp, assert_problem, spawn_app};
 
-both_modes!(
+all_modes!(
     admin_creates_and_anyone_logged_in_reads,
     only_admins_write,
     duplicate_product_name_is_409,

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::helpers::{Mode, assert_problem, spawn_app, spawn_app_with};
 
-both_modes!(
+all_modes!(
     purchase_decrements_and_records,
     insufficient_stock_is_409_with_available,
     unknown_product_is_404,

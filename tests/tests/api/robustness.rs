@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::helpers::{Mode, TestApp, assert_problem, spawn_app};
 
-both_modes!(
+all_modes!(
     wrong_method_is_405_with_allow,
     malformed_json_is_400,
     wrong_content_type_is_415,

@@ -19,7 +19,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use inventory_domain::{HealthCheck, StoreError};
+use inventory_domain::{HealthCheck, LockReadiness, Readiness};
 use inventory_lock::{GroupCommit, LocalLock};
 
 use crate::Repositories;
@@ -99,8 +99,11 @@ impl MemoryStore {
 
 #[async_trait]
 impl HealthCheck for MemoryStore {
-    async fn ready(&self) -> Result<(), StoreError> {
-        Ok(())
+    async fn readiness(&self) -> Readiness {
+        Readiness {
+            data_store_error: None,
+            locks: LockReadiness::InProcess,
+        }
     }
 }
 

@@ -1,18 +1,30 @@
 //! Redis adapters: Redis is the system of record, and every stock change is a
 //! guarded script run under the product's lock from `inventory-lock`.
 //!
-//! Connections: reads, purchases and restocks use one multiplexed connection
-//! (the lock's own, in single-node mode): no checkout, so no per-request PING,
-//! and a broken connection is replaced by the connection manager on the next
-//! command. Account and catalogue creation go through a deadpool-redis pool,
-//! where a checkout PING is noise next to bcrypt. The lock also has a pub/sub
-//! connection for release wake-ups.
+//! Two ways to hold the product locks, picked by the caller's choice of
+//! constructor ([`connect`] or [`connect_redlock`]):
+//!
+//! * **single node**: the lock lives on the data node (`REDIS_URL`), and a
+//!   purchase batch that finds the lock free runs as one fused acquire → write →
+//!   release script;
+//! * **Redlock**: the locks live on independent lock nodes; the data node is the
+//!   Redlock's fence store (fencing tokens are minted there), guarded scripts run
+//!   there, and there is no fused step (it needs the lock and the data on one node).
+//!
+//! Connections: reads, purchases and restocks use one multiplexed connection to
+//! the data node (the lock's own in single-node mode, the fence store's in
+//! Redlock mode): no checkout, so no per-request PING, and a broken connection
+//! is replaced by the connection manager on the next command. Account and
+//! catalogue creation go through a deadpool-redis pool, where a checkout PING is
+//! noise next to bcrypt. The lock also has pub/sub connections for release
+//! wake-ups (one per lock node).
 
 mod codec;
 mod keys;
 mod products;
 mod purchase_batch;
 mod purchases;
+mod redlock;
 mod scripts;
 mod users;
 
@@ -22,13 +34,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
-use inventory_domain::{HealthCheck, StoreError};
+use inventory_domain::{HealthCheck, LockReadiness, Readiness, StoreError};
 use inventory_lock::{
-    AcquireOptions, DistributedLock, GroupCommit, LockError, RedisLock, RedisLockConfig,
+    AcquireOptions, DistributedLock, GroupCommit, LockError, RedisLock, RedisLockConfig, Redlock,
 };
 use redis::aio::ConnectionManager;
 
 use self::purchase_batch::PurchaseBatches;
+pub use self::redlock::RedlockSettings;
 
 use crate::Repositories;
 
@@ -90,20 +103,37 @@ pub enum ConnectError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The lock could not connect.
-    #[error("the lock could not connect to Redis")]
+    /// A lock node's URL does not parse.
+    #[error("invalid lock node URL {url}")]
+    InvalidLockNodeUrl {
+        /// The URL without credentials.
+        url: String,
+        /// What is wrong with it.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// The lock could not be set up.
+    #[error("the lock could not be set up")]
     Lock(#[from] LockError),
 }
 
-/// Connects to Redis (failing fast if it does not answer) and returns every port.
+/// Connects to Redis with the single-node lock (the lock lives on the data node),
+/// failing fast if Redis does not answer, and returns every port.
 pub async fn connect(settings: &RedisSettings) -> Result<Repositories, ConnectError> {
-    let store = Arc::new(RedisStore::connect(settings).await?);
-    Ok(Repositories {
-        users: store.clone(),
-        products: store.clone(),
-        purchases: store.clone(),
-        health: store,
-    })
+    Ok(RedisStore::connect(settings).await?.into_repositories())
+}
+
+/// Connects to Redis with a Redlock over `redlock.nodes` (the data node,
+/// `settings.url`, is its fence store), and returns every port. Fails fast if the
+/// data node does not answer; lock nodes that are down are not an error (the
+/// readiness check reports them).
+pub async fn connect_redlock(
+    settings: &RedisSettings,
+    redlock: &RedlockSettings,
+) -> Result<Repositories, ConnectError> {
+    Ok(RedisStore::connect_redlock(settings, redlock)
+        .await?
+        .into_repositories())
 }
 
 /// The Redis-backed store behind every port.
@@ -115,49 +145,80 @@ pub struct RedisStore {
     lock: Arc<dyn DistributedLock>,
     lock_options: AcquireOptions,
     purchases: GroupCommit<PurchaseBatches>,
+    /// The Redlock, when the locks live on their own nodes (for readiness).
+    redlock: Option<Redlock>,
 }
 
 impl RedisStore {
-    /// Builds the pool and the lock, and checks that Redis answers.
+    /// Builds the pool and the single-node lock (on the data node), and checks
+    /// that Redis answers.
     pub async fn connect(settings: &RedisSettings) -> Result<Self, ConnectError> {
         let client =
             redis::Client::open(settings.url.as_str()).map_err(ConnectError::InvalidUrl)?;
-        let mut config = deadpool_redis::Config::from_url(settings.url.as_str());
-        config.pool = Some(PoolConfig {
-            max_size: settings.pool_size,
-            timeouts: Timeouts {
-                wait: Some(settings.response_timeout),
-                create: Some(settings.response_timeout),
-                recycle: Some(settings.response_timeout),
-            },
-            ..PoolConfig::default()
-        });
-        let pool = config.create_pool(Some(Runtime::Tokio1))?;
+        let pool = pool(settings)?;
         let lock_config = RedisLockConfig {
             response_timeout: settings.response_timeout,
             connection_timeout: settings.response_timeout,
             ..RedisLockConfig::default()
         };
         let lock = RedisLock::connect(client, lock_config).await?;
-        let lock_options = AcquireOptions::default()
-            .with_ttl(settings.lock_ttl)
-            .with_wait_timeout(settings.lock_wait_timeout);
         // Single-node mode: the lock node is the data node, so the lock's
         // multiplexed connection reaches the data, and a batch that finds the
         // lock free can run as one fused step.
         let data = lock.connection();
-        let purchases = GroupCommit::new(
+        let batches = PurchaseBatches::new(data.clone(), Some(lock.clone()));
+        Self::assemble(settings, pool, data, Arc::new(lock), batches, None).await
+    }
+
+    /// Builds the pool and a Redlock over `redlock.nodes` whose fence store is
+    /// the data node, and checks that the data node answers.
+    pub async fn connect_redlock(
+        settings: &RedisSettings,
+        redlock: &RedlockSettings,
+    ) -> Result<Self, ConnectError> {
+        let pool = pool(settings)?;
+        let lock = redlock::connect(settings, redlock).await?;
+        // The fence store is the data node: guarded scripts must run there (the
+        // fence check refuses them anywhere else), and settling reads share the
+        // connection the scripts went out on. No fused step: the lock is not on
+        // this node.
+        let data = lock.fence_store();
+        let batches = PurchaseBatches::new(data.clone(), None);
+        Self::assemble(
+            settings,
+            pool,
+            data,
             Arc::new(lock.clone()),
+            batches,
+            Some(lock),
+        )
+        .await
+    }
+
+    async fn assemble(
+        settings: &RedisSettings,
+        pool: Pool,
+        data: ConnectionManager,
+        lock: Arc<dyn DistributedLock>,
+        batches: PurchaseBatches,
+        redlock: Option<Redlock>,
+    ) -> Result<Self, ConnectError> {
+        let lock_options = AcquireOptions::default()
+            .with_ttl(settings.lock_ttl)
+            .with_wait_timeout(settings.lock_wait_timeout);
+        let purchases = GroupCommit::new(
+            lock.clone(),
             lock_options.clone(),
             settings.purchase_batch_max,
-            PurchaseBatches::new(data.clone(), Some(lock.clone())),
+            batches,
         );
         let store = Self {
             pool,
             data,
-            lock: Arc::new(lock),
+            lock,
             lock_options,
             purchases,
+            redlock,
         };
         store
             .ping()
@@ -167,6 +228,16 @@ impl RedisStore {
                 source: Box::new(error),
             })?;
         Ok(store)
+    }
+
+    fn into_repositories(self) -> Repositories {
+        let store = Arc::new(self);
+        Repositories {
+            users: store.clone(),
+            products: store.clone(),
+            purchases: store.clone(),
+            health: store,
+        }
     }
 
     /// The product lock, for callers that need it directly (e.g. tests).
@@ -202,9 +273,35 @@ impl RedisStore {
 
 #[async_trait]
 impl HealthCheck for RedisStore {
-    async fn ready(&self) -> Result<(), StoreError> {
-        self.ping().await
+    async fn readiness(&self) -> Readiness {
+        let data = async { self.ping().await.err().map(|error| error.to_string()) };
+        let locks = async {
+            match &self.redlock {
+                Some(lock) => LockReadiness::Quorum(redlock::quorum(lock.status().await)),
+                None => LockReadiness::DataStore,
+            }
+        };
+        let (data_store_error, locks) = tokio::join!(data, locks);
+        Readiness {
+            data_store_error,
+            locks,
+        }
     }
+}
+
+/// The pool for account and catalogue creation.
+fn pool(settings: &RedisSettings) -> Result<Pool, ConnectError> {
+    let mut config = deadpool_redis::Config::from_url(settings.url.as_str());
+    config.pool = Some(PoolConfig {
+        max_size: settings.pool_size,
+        timeouts: Timeouts {
+            wait: Some(settings.response_timeout),
+            create: Some(settings.response_timeout),
+            recycle: Some(settings.response_timeout),
+        },
+        ..PoolConfig::default()
+    });
+    Ok(config.create_pool(Some(Runtime::Tokio1))?)
 }
 
 /// The inclusive index range of a page in a sorted set (ZRANGE start stop).

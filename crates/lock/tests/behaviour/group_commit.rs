@@ -170,6 +170,39 @@ pub(crate) async fn lock_timeout_answers_every_member(fixture: Arc<dyn Fixture>)
     assert_eq!(group.submit(&key("gc-timeout"), 7).await, Ok(Ok(70)));
 }
 
+/// A caller that queued behind a batch waiting for the lock is answered by its
+/// own wait timeout, counted from its arrival — not after the batch in front has
+/// timed out *and* a whole timeout of its own.
+pub(crate) async fn a_caller_behind_a_timed_out_batch_waits_only_its_own_timeout(
+    fixture: Arc<dyn Fixture>,
+) {
+    const WAIT: Duration = Duration::from_millis(1000);
+    let lock = fixture.process().await;
+    let group = Arc::new(group(lock.clone(), fixture.clone(), 8, None, WAIT));
+    let holder_process = fixture.process().await;
+    let holder = holder_process
+        .acquire(&key("gc-deadline"), &options())
+        .await
+        .unwrap();
+    let first = tokio::spawn({
+        let group = group.clone();
+        async move { group.submit(&key("gc-deadline"), 1).await }
+    });
+    until("the first batch to wait for the lock", || {
+        lock.local_waiters(&key("gc-deadline")) == 1
+    })
+    .await;
+    let arrived = tokio::time::Instant::now();
+    let second = group.submit(&key("gc-deadline"), 2).await;
+    let waited = arrived.elapsed();
+    assert!(second.unwrap().unwrap_err().contains("timed out"));
+    assert!(first.await.unwrap().unwrap().is_err());
+    assert!(waited >= WAIT - Duration::from_millis(20), "{waited:?}");
+    // Two timeouts (the batch in front, then its own) would be ~2 s.
+    assert!(waited < WAIT + WAIT / 2, "waited {waited:?}");
+    holder.release().await.unwrap();
+}
+
 /// A committer that panics answers its batch `Abandoned` and does not strand
 /// the line: the next caller gets a new worker.
 pub(crate) async fn a_panicking_committer_strands_nobody(fixture: Arc<dyn Fixture>) {

@@ -44,6 +44,7 @@ group_commit_behaviour!(
     batches_keep_arrival_order,
     batch_of_one_is_one_hold_per_caller,
     lock_timeout_answers_every_member,
+    a_caller_behind_a_timed_out_batch_waits_only_its_own_timeout,
     a_panicking_committer_strands_nobody,
     a_caller_gone_from_the_line_is_skipped,
 );
