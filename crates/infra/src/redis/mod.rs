@@ -10,9 +10,12 @@
 
 mod codec;
 mod keys;
+mod order_scripts;
+mod orders;
 mod products;
 mod purchase_batch;
 mod purchases;
+mod reconcile;
 mod scripts;
 mod users;
 
@@ -102,6 +105,8 @@ pub async fn connect(settings: &RedisSettings) -> Result<Repositories, ConnectEr
         users: store.clone(),
         products: store.clone(),
         purchases: store.clone(),
+        orders: store.clone(),
+        reconciler: store.clone(),
         health: store,
     })
 }

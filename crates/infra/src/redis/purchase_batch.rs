@@ -152,6 +152,11 @@ impl PurchaseBatches {
     pub(crate) fn new(data: ConnectionManager, fused: Option<RedisLock>) -> Self {
         Self { data, fused }
     }
+
+    /// The lock, when it lives on the data node and fused steps are possible.
+    pub(crate) fn fused_lock(&self) -> Option<&RedisLock> {
+        self.fused.as_ref()
+    }
 }
 
 #[async_trait]
@@ -377,6 +382,7 @@ fn fill<A: ScriptArgs>(invocation: A, live: &[&PurchaseItem]) -> A {
         .key(keys::product(product))
         .key(keys::product_purchases(product))
         .key(keys::purchase_records(product))
+        .key(keys::product_audit(product))
         .arg(codec::unix_ms(codec::now()))
         .arg(product.get());
     for item in live {
@@ -385,7 +391,8 @@ fn fill<A: ScriptArgs>(invocation: A, live: &[&PurchaseItem]) -> A {
             .arg(item.order.quantity.get())
             .arg(item.order.user_id.get())
             .arg(item.fingerprint.as_str())
-            .arg(millis(item.record_ttl));
+            .arg(millis(item.record_ttl))
+            .arg(item.order.request_id.as_str());
     }
     invocation
 }
