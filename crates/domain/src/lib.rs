@@ -42,7 +42,7 @@ pub use product::{NewProduct, Product, StockLevel};
 pub use product_text::{Description, ProductName};
 pub use purchase::{OrderFingerprint, Purchase, PurchaseOrder, PurchaseReceipt};
 pub use quantity::{Quantity, RestockQuantity};
-pub use reconcile::{Check, Difference, ReconcileReport, check_accounting};
+pub use reconcile::{Check, Difference, ReconcileReport, check_accounting, check_audit};
 pub use request::{Actor, RequestId};
 pub use stock::Stock;
 pub use stock_change::{AdjustReason, Adjustment, RestockOrder, RestockReceipt};

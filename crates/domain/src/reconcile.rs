@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::ProductId;
+use crate::{AuditEntry, ProductId, replay};
 
 /// One disagreement found by reconciliation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +123,30 @@ pub fn check_accounting(
             what: Check::Sold,
             expected: recorded,
             found: sold,
+        });
+    }
+    differences
+}
+
+/// [`Check::AuditChain`] at the first break, and [`Check::AuditReplay`] when the
+/// trail's changes do not add up to `stock`.
+pub fn check_audit(product: ProductId, stock: i64, audit: &[AuditEntry]) -> Vec<Difference> {
+    let mut differences = Vec::new();
+    if let Err((_, expected, found)) = replay(audit) {
+        differences.push(Difference {
+            product_id: product,
+            what: Check::AuditChain,
+            expected: i64::try_from(expected).unwrap_or(i64::MAX),
+            found: i64::try_from(found).unwrap_or(i64::MAX),
+        });
+    }
+    let replayed: i128 = audit.iter().map(|e| i128::from(e.quantity)).sum();
+    if replayed != i128::from(stock) {
+        differences.push(Difference {
+            product_id: product,
+            what: Check::AuditReplay,
+            expected: i64::try_from(replayed).unwrap_or(i64::MAX),
+            found: stock,
         });
     }
     differences

@@ -21,7 +21,10 @@ pub(crate) fn reconciled(report: &ReconcileReport) {
     let differences = report.differences.len() as f64;
     metrics::gauge!(RECONCILE_DIFFERENCES).set(differences);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    #[expect(clippy::cast_precision_loss, reason = "unix seconds fit an f64 exactly")]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "unix seconds fit an f64 exactly"
+    )]
     metrics::gauge!(RECONCILE_LAST_RUN).set(now as f64);
     metrics::counter!(RECONCILE_ORDERS_RECOVERED).increment(report.orders_recovered);
 }

@@ -103,7 +103,9 @@ pub(crate) fn stock_level(fields: &Fields) -> Result<StockLevel, StoreError> {
         initial_stock: record.parse("initial_stock")?,
         restocked: record.parse("restocked")?,
         // Products created before adjustments existed have none.
-        adjusted: record.optional("adjusted").map_or(Ok(0), |_| record.parse("adjusted"))?,
+        adjusted: record
+            .optional("adjusted")
+            .map_or(Ok(0), |_| record.parse("adjusted"))?,
     };
     if !level.is_consistent() {
         return Err(StoreError::corrupt(format!(
@@ -129,10 +131,16 @@ pub(crate) fn audit_entry(id: &str, pairs: &[String]) -> Result<AuditEntry, Stor
         actor: UserId(record.parse("actor")?),
         quantity: record.parse("quantity")?,
         stock_after: record.parse("stock_after")?,
-        fence: record.optional("fence").map(|_| record.parse("fence")).transpose()?,
+        fence: record
+            .optional("fence")
+            .map(|_| record.parse("fence"))
+            .transpose()?,
         request_id: record.raw("request_id")?.to_owned(),
         at: record.time("at")?,
-        reference: record.optional("ref").map(|_| record.parse("ref")).transpose()?,
+        reference: record
+            .optional("ref")
+            .map(|_| record.parse("ref"))
+            .transpose()?,
         reason: record.optional("reason").map(str::to_owned),
     })
 }
@@ -166,14 +174,31 @@ mod tests {
     #[test]
     fn audit_entries_decode_with_optional_fields() {
         let pairs: Vec<String> = [
-            "kind", "adjust", "actor", "1", "quantity", "-4", "stock_after", "6", "fence", "9",
-            "request_id", "r-1", "at", "1700000000000", "reason", "count",
+            "kind",
+            "adjust",
+            "actor",
+            "1",
+            "quantity",
+            "-4",
+            "stock_after",
+            "6",
+            "fence",
+            "9",
+            "request_id",
+            "r-1",
+            "at",
+            "1700000000000",
+            "reason",
+            "count",
         ]
         .map(String::from)
         .to_vec();
         let entry = audit_entry("1700000000000-3", &pairs).unwrap();
         assert_eq!(entry.kind, AuditKind::Adjust);
-        assert_eq!((entry.quantity, entry.stock_after, entry.fence), (-4, 6, Some(9)));
+        assert_eq!(
+            (entry.quantity, entry.stock_after, entry.fence),
+            (-4, 6, Some(9))
+        );
         assert_eq!(entry.reason.as_deref(), Some("count"));
         assert_eq!(entry.reference, None);
         assert!(audit_entry("x", &pairs).is_err());

@@ -131,8 +131,16 @@ pub(crate) fn product_audit(id: ProductId) -> String {
 
 /// The idempotency record of (admin, key) for restocks of one product:
 /// fingerprint and the stock accounting answered.
-pub(crate) fn restock_idempotency(product: ProductId, user: UserId, key: &IdempotencyKey) -> String {
-    format!("{}:restock-idem:{user}:{}", product_tag(product), key.as_str())
+pub(crate) fn restock_idempotency(
+    product: ProductId,
+    user: UserId,
+    key: &IdempotencyKey,
+) -> String {
+    format!(
+        "{}:restock-idem:{user}:{}",
+        product_tag(product),
+        key.as_str()
+    )
 }
 
 /// The order id as stored in product-side records.

@@ -256,12 +256,19 @@ impl OrderService for RedisStore {
             // Outside the locks: a quick 404, or a 409 for lines short already.
             self.check_stock(&attempt).await?;
         }
-        let lock_keys: Vec<_> = attempt.order.lines.products().map(keys::product_lock).collect();
+        let lock_keys: Vec<_> = attempt
+            .order
+            .lines
+            .products()
+            .map(keys::product_lock)
+            .collect();
         let guards = self
             .lock
             .acquire_many(&lock_keys, &self.lock_options)
             .await
-            .map_err(|error| OrderError::from(LockFailure::classify(&error, "taking product locks")))?;
+            .map_err(|error| {
+                OrderError::from(LockFailure::classify(&error, "taking product locks"))
+            })?;
         let result = self.place_locked(&attempt, &guards, pending).await;
         if let Err(error) = guards.release().await {
             tracing::warn!(%error, "releasing product locks after an order");
@@ -319,15 +326,14 @@ impl OrderService for RedisStore {
 impl RedisStore {
     async fn peek(&self, attempt: &Attempt) -> Result<Peeked, StoreError> {
         let user = attempt.user();
-        let (claim, number, status, record): (String, String, String, String) =
-            order_scripts::PEEK
-                .key(keys::idempotency_claim(user, &attempt.operation_id))
-                .key(keys::order_idempotency(user, &attempt.operation_id))
-                .key(keys::user_order_status(user))
-                .key(keys::user_order_records(user))
-                .invoke_async(&mut self.data())
-                .await
-                .map_err(|error| unavailable("reading an order's key", error))?;
+        let (claim, number, status, record): (String, String, String, String) = order_scripts::PEEK
+            .key(keys::idempotency_claim(user, &attempt.operation_id))
+            .key(keys::order_idempotency(user, &attempt.operation_id))
+            .key(keys::user_order_status(user))
+            .key(keys::user_order_records(user))
+            .invoke_async(&mut self.data())
+            .await
+            .map_err(|error| unavailable("reading an order's key", error))?;
         Ok(Peeked {
             claim,
             number: number.parse().ok(),
@@ -409,9 +415,9 @@ impl RedisStore {
                     }
                 }
             }
-            guards
-                .ensure_held()
-                .map_err(|error| OrderError::from(LockFailure::classify(&error, "holding product locks")))?;
+            guards.ensure_held().map_err(|error| {
+                OrderError::from(LockFailure::classify(&error, "holding product locks"))
+            })?;
             self.check_stock(attempt).await?;
             let begun = self.begin(attempt).await?;
             match begun {
@@ -531,7 +537,8 @@ impl RedisStore {
                 .arg(request_id.as_str())
                 .arg(product.get())
         }
-        let send = |line: &StoredLine, guard| send(line, guard, id, journal.user_id, now, request_id);
+        let send =
+            |line: &StoredLine, guard| send(line, guard, id, journal.user_id, now, request_id);
         let mut replies = join_all(
             journal
                 .lines
@@ -687,7 +694,8 @@ impl RedisStore {
                 .arg(now)
                 .arg(request_id.as_str())
         }
-        let undo = |line: &StoredLine, guard| undo(line, guard, id, journal.user_id, now, request_id);
+        let undo =
+            |line: &StoredLine, guard| undo(line, guard, id, journal.user_id, now, request_id);
         let replies = join_all(
             journal
                 .lines
@@ -719,7 +727,11 @@ impl RedisStore {
     }
 
     /// The journal (or record) of order `number` of `user`.
-    pub(crate) async fn journal(&self, user: UserId, number: u64) -> Result<StoredOrder, StoreError> {
+    pub(crate) async fn journal(
+        &self,
+        user: UserId,
+        number: u64,
+    ) -> Result<StoredOrder, StoreError> {
         let raw: Option<String> = redis::cmd("HGET")
             .arg(keys::user_order_records(user))
             .arg(number)
@@ -749,13 +761,17 @@ impl RedisStore {
             .await
             .map_err(|error| unavailable("reading an order's status", error))?;
         match status.as_deref() {
-            Some("committed") => return Ok(Finished::Committed(self.journal(user, number).await?.decode(id)?)),
+            Some("committed") => {
+                return Ok(Finished::Committed(
+                    self.journal(user, number).await?.decode(id)?,
+                ));
+            }
             Some("pending") => {}
             _ => return Ok(Finished::Aborted),
         }
-        guards
-            .ensure_held()
-            .map_err(|error| OrderError::from(LockFailure::classify(&error, "holding product locks")))?;
+        guards.ensure_held().map_err(|error| {
+            OrderError::from(LockFailure::classify(&error, "holding product locks"))
+        })?;
         let mut pipe = redis::pipe();
         for product in journal.product_ids() {
             pipe.hget(keys::order_lines(product), keys::order_field(id));
@@ -791,12 +807,18 @@ impl RedisStore {
         request_id: &RequestId,
     ) -> Result<bool, OrderError> {
         let journal = self.journal(user, number).await?;
-        let lock_keys: Vec<_> = journal.product_ids().into_iter().map(keys::product_lock).collect();
+        let lock_keys: Vec<_> = journal
+            .product_ids()
+            .into_iter()
+            .map(keys::product_lock)
+            .collect();
         let guards = self
             .lock
             .acquire_many(&lock_keys, &self.lock_options)
             .await
-            .map_err(|error| OrderError::from(LockFailure::classify(&error, "taking product locks")))?;
+            .map_err(|error| {
+                OrderError::from(LockFailure::classify(&error, "taking product locks"))
+            })?;
         let finished = self
             .finish_held(user, number, &journal, &guards, request_id)
             .await;
@@ -860,8 +882,11 @@ async fn refresh_stock_gauge(data: &mut ConnectionManager, product: ProductId) {
 }
 
 fn order_id(user: UserId, number: u64) -> Result<OrderId, StoreError> {
-    OrderId::compose(user, number)
-        .ok_or_else(|| StoreError::corrupt(format!("order number {number} of user {user} is out of range")))
+    OrderId::compose(user, number).ok_or_else(|| {
+        StoreError::corrupt(format!(
+            "order number {number} of user {user} is out of range"
+        ))
+    })
 }
 
 fn corrupt_line_reply() -> StoreError {

@@ -114,7 +114,11 @@ impl ProductRepository for RedisStore {
         let record_key = keys::restock_idempotency(id, by.user_id, &operation_id);
         let fingerprint = order.fingerprint();
         let write = StockWrite {
-            keys: vec![keys::product(id), keys::product_audit(id), record_key.clone()],
+            keys: vec![
+                keys::product(id),
+                keys::product_audit(id),
+                record_key.clone(),
+            ],
             args: vec![
                 order.quantity.get().to_string(),
                 Stock::MAX.to_string(),

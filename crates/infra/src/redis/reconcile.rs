@@ -12,7 +12,7 @@
 use async_trait::async_trait;
 use inventory_domain::{
     AuditEntry, Check, Difference, OrderId, ProductId, ReconcileReport, Reconciler, RequestId,
-    StoreError, UserId, check_accounting, replay,
+    StoreError, UserId, check_accounting, check_audit,
 };
 use redis::AsyncCommands;
 use serde::Deserialize;
@@ -100,12 +100,15 @@ impl RedisStore {
             .lock
             .acquire(&keys::product_lock(product), &self.lock_options)
             .await
-            .map_err(|error| match LockFailure::classify(&error, "taking a product lock") {
-                LockFailure::Failed(error) => error,
-                LockFailure::Retryable { .. } => {
-                    StoreError::unavailable(format!("product {product} stayed locked"), error.to_string())
-                }
-            })?;
+            .map_err(
+                |error| match LockFailure::classify(&error, "taking a product lock") {
+                    LockFailure::Failed(error) => error,
+                    LockFailure::Retryable { .. } => StoreError::unavailable(
+                        format!("product {product} stayed locked"),
+                        error.to_string(),
+                    ),
+                },
+            )?;
         let read = self.read_books(product).await;
         let held = guard.ensure_held();
         if let Err(error) = guard.release().await {
@@ -154,8 +157,9 @@ impl RedisStore {
         let lines = lines
             .iter()
             .map(|raw| {
-                serde_json::from_str::<LineOwner>(raw)
-                    .map_err(|error| StoreError::corrupt(format!("an order line does not parse: {error}")))
+                serde_json::from_str::<LineOwner>(raw).map_err(|error| {
+                    StoreError::corrupt(format!("an order line does not parse: {error}"))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let orphans = self.orphan_lines(&lines).await?;
@@ -234,7 +238,7 @@ impl Books {
             adjusted,
             recorded,
         );
-        differences.extend(audit_differences(product, stock, &self.audit));
+        differences.extend(check_audit(product, stock, &self.audit));
         if self.orphans > 0 {
             differences.push(Difference {
                 product_id: product,
@@ -245,32 +249,4 @@ impl Books {
         }
         Ok(differences)
     }
-}
-
-/// [`Check::AuditChain`] at the first break, and [`Check::AuditReplay`] when the
-/// trail's changes do not add up to `stock`.
-pub(crate) fn audit_differences(
-    product: ProductId,
-    stock: i64,
-    audit: &[AuditEntry],
-) -> Vec<Difference> {
-    let mut differences = Vec::new();
-    if let Err((_, expected, found)) = replay(audit) {
-        differences.push(Difference {
-            product_id: product,
-            what: Check::AuditChain,
-            expected: i64::try_from(expected).unwrap_or(i64::MAX),
-            found: i64::try_from(found).unwrap_or(i64::MAX),
-        });
-    }
-    let replayed: i128 = audit.iter().map(|e| i128::from(e.quantity)).sum();
-    if replayed != i128::from(stock) {
-        differences.push(Difference {
-            product_id: product,
-            what: Check::AuditReplay,
-            expected: i64::try_from(replayed).unwrap_or(i64::MAX),
-            found: stock,
-        });
-    }
-    differences
 }
