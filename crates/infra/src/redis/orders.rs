@@ -901,3 +901,6 @@ fn is_unknown(error: &redis::RedisError) -> bool {
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests;
