@@ -77,12 +77,18 @@ pub struct AuditCursor {
 }
 
 impl AuditCursor {
-    /// Parses `<ms>-<n>` (two unsigned decimal integers).
+    /// Most digits of either part (19 nines still fit a `u64`).
+    pub const MAX_DIGITS: usize = 19;
+
+    /// Parses `<ms>-<n>`: two unsigned decimal integers of 1–19 digits.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let invalid = || ValidationError::new("after", "must be an entry id, `<ms>-<n>`");
         let (ms, seq) = raw.split_once('-').ok_or_else(invalid)?;
         let number = |part: &str| {
-            if part.is_empty() || part.len() > 20 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            if part.is_empty()
+                || part.len() > Self::MAX_DIGITS
+                || !part.bytes().all(|b| b.is_ascii_digit())
+            {
                 return Err(invalid());
             }
             part.parse::<u64>().map_err(|_| invalid())
