@@ -364,3 +364,60 @@ async fn reconcile_catches_a_stock_changed_behind_the_services_back() {
         [(p[1], Check::Stock, 4, 9), (p[1], Check::AuditReplay, 4, 9)]
     );
 }
+
+/// An order whose leases ran out between its journal and its lines cannot know
+/// how it ended: it answers `OutcomeUnknown` naming its operation id (it was sent
+/// without a key), and a retry with that id as the key finishes it — the lines
+/// the attempt managed to apply are given back, and the order is made whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_order_names_an_operation_id_that_finishes_it() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let p = products(&store, &[5, 5]).await;
+    let items = [(p[0], 1), (p[1], 2)];
+    let attempt = Attempt::new(order(7, &items, None)).unwrap();
+    let lock_keys: Vec<_> = p.iter().copied().map(keys::product_lock).collect();
+    let guards = store
+        .lock
+        .acquire_many(&lock_keys, &store.lock_options)
+        .await
+        .unwrap();
+    let Begun::New(number) = store.begin(&attempt).await.unwrap() else {
+        panic!("the journal was not opened")
+    };
+    let journal = attempt.journal();
+    let id = OrderId::compose(UserId(7), number).unwrap();
+    let first_only = StoredOrder {
+        lines: journal.lines[..1].to_vec(),
+        ..journal
+    };
+    store
+        .apply_lines(id, &first_only, &guards, &request("attempt"))
+        .await
+        .unwrap();
+    // The attempt stalls past its leases before its second line.
+    for guard in guards.guards() {
+        guard.lost().await;
+    }
+    let answer = store.apply_and_commit(&attempt, number, &guards).await;
+    std::mem::forget(guards);
+    let Err(OrderError::OutcomeUnknown { operation_id }) = answer else {
+        panic!("{answer:?}")
+    };
+    assert!(operation_id.as_str().starts_with("op-"));
+    assert_eq!(stock(&store, p[0]).await, (4, 1), "half applied");
+
+    let retried = store
+        .place(order(7, &items, Some(operation_id.as_str())))
+        .await
+        .unwrap();
+    assert_eq!(stock(&store, p[0]).await, (4, 1), "bought once");
+    assert_eq!(stock(&store, p[1]).await, (3, 2));
+    let again = store
+        .place(order(7, &items, Some(operation_id.as_str())))
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.order, retried.order);
+    assert_reconciled(&store).await;
+}
