@@ -33,6 +33,8 @@ mod auth;
 mod black_friday;
 mod helpers;
 mod operations;
+mod orders;
 mod products;
 mod purchases;
 mod robustness;
+mod stock_changes;
