@@ -572,7 +572,7 @@ impl RedisStore {
             };
             match text(0).as_deref() {
                 Some("applied") => {
-                    let raw = text(1).ok_or_else(|| corrupt_line_reply())?;
+                    let raw = text(1).ok_or_else(corrupt_line_reply)?;
                     applied.push(parse_applied(&raw)?);
                     if let Some(stock) = reply
                         .get(2)

@@ -190,7 +190,7 @@ async fn an_order_buys_every_line_and_the_books_agree() {
         .list_for_user(UserId(7), inventory_domain::Page::default())
         .await
         .unwrap();
-    assert_eq!(mine, [made.clone()]);
+    assert_eq!(mine, std::slice::from_ref(made));
     assert_reconciled(&store).await;
 }
 
