@@ -213,10 +213,25 @@ struct Peeked {
 
 /// Where an incomplete order ended up once finished.
 pub(crate) enum Finished {
-    /// Every line had been applied: committed (rolled forward).
-    Committed(Order),
-    /// Not every line had been applied: every line undone, the order aborted.
-    Aborted,
+    /// Committed: rolled forward here (every line had been applied), or already
+    /// committed by the time the locks were held.
+    Committed { order: Order, rolled_forward: bool },
+    /// Not made: rolled back here (not every line had been applied), or already
+    /// aborted.
+    Aborted { rolled_back: bool },
+}
+
+impl Finished {
+    /// Whether finishing changed anything.
+    fn did_work(&self) -> bool {
+        matches!(
+            self,
+            Finished::Committed {
+                rolled_forward: true,
+                ..
+            } | Finished::Aborted { rolled_back: true }
+        )
+    }
 }
 
 /// What applying an order's lines came to.
@@ -401,13 +416,13 @@ impl RedisStore {
                     .finish_held(user, number, &journal, guards, request_id)
                     .await
                 {
-                    Ok(Finished::Committed(order)) => {
+                    Ok(Finished::Committed { order, .. }) => {
                         return Ok(OrderReceipt {
                             order,
                             replayed: true,
                         });
                     }
-                    Ok(Finished::Aborted) => {}
+                    Ok(Finished::Aborted { .. }) => {}
                     // Still pending: the next retry with the key (or reconcile) goes on.
                     Err(error) => {
                         tracing::warn!(%error, "finishing an interrupted order");
@@ -762,12 +777,13 @@ impl RedisStore {
             .map_err(|error| unavailable("reading an order's status", error))?;
         match status.as_deref() {
             Some("committed") => {
-                return Ok(Finished::Committed(
-                    self.journal(user, number).await?.decode(id)?,
-                ));
+                return Ok(Finished::Committed {
+                    order: self.journal(user, number).await?.decode(id)?,
+                    rolled_forward: false,
+                });
             }
             Some("pending") => {}
-            _ => return Ok(Finished::Aborted),
+            _ => return Ok(Finished::Aborted { rolled_back: false }),
         }
         guards.ensure_held().map_err(|error| {
             OrderError::from(LockFailure::classify(&error, "holding product locks"))
@@ -791,15 +807,19 @@ impl RedisStore {
                 .await?
                 .ok_or_else(|| StoreError::unavailable("committing an order", "reply lost"))?;
             tracing::info!(order.id = %id, "incomplete order rolled forward: every line was applied");
-            return Ok(Finished::Committed(order));
+            return Ok(Finished::Committed {
+                order,
+                rolled_forward: true,
+            });
         }
         self.roll_back(user, number, journal, guards, request_id)
             .await?;
-        Ok(Finished::Aborted)
+        Ok(Finished::Aborted { rolled_back: true })
     }
 
     /// Finishes order `number` of `user` if it is pending: takes every lock of
-    /// its products first. For reconcile. `Ok(false)` when it was not pending.
+    /// its products first. For reconcile. `Ok(false)` when there was nothing to
+    /// do by then (e.g. the attempt that began it was still running, and finished).
     pub(crate) async fn finish_pending(
         &self,
         user: UserId,
@@ -825,7 +845,7 @@ impl RedisStore {
         if let Err(error) = guards.release().await {
             tracing::warn!(%error, "releasing product locks after finishing an order");
         }
-        finished.map(|_| true)
+        finished.map(|finished| finished.did_work())
     }
 }
 
