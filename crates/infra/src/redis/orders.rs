@@ -16,7 +16,8 @@
 //! 6. **Lines**: one guarded [`order_scripts::APPLY_LINE`] per product, all sent
 //!    at once; each is idempotent by order id.
 //! 7. **Commit**: [`order_scripts::COMMIT`] marks the order `committed`, stores its
-//!    record and indexes it. Then the locks are released.
+//!    record and indexes it — sent together with the locks' release: once every line
+//!    is applied, the order no longer needs the products.
 //!
 //! If the process dies or loses a lease between 5 and 7, the journal stays
 //! `pending`. Whoever finishes it — the next request with the same key, or
@@ -284,10 +285,40 @@ impl OrderService for RedisStore {
             .map_err(|error| {
                 OrderError::from(LockFailure::classify(&error, "taking product locks"))
             })?;
-        let result = self.place_locked(&attempt, &guards, pending).await;
-        if let Err(error) = guards.release().await {
-            tracing::warn!(%error, "releasing product locks after an order");
-        }
+        let decided = self.place_locked(&attempt, &guards, pending).await;
+        let release = async {
+            if let Err(error) = guards.release().await {
+                tracing::warn!(%error, "releasing product locks after an order");
+            }
+        };
+        // Once every line is applied the order is whole and the products are done
+        // with: the locks go back while the buyer-side commit is written. (A crash
+        // in between leaves a pending order whose every line is applied, which
+        // whoever finishes it rolls forward — docs/LOCKING.md §6a.)
+        let result = match decided {
+            Ok(Decided::Commit {
+                id,
+                journal,
+                applied,
+            }) => {
+                let ((), committed) = tokio::join!(release, self.commit(id, journal, &applied));
+                match committed? {
+                    Some(order) => Ok(OrderReceipt {
+                        order,
+                        replayed: false,
+                    }),
+                    None => Err(attempt.unknown()),
+                }
+            }
+            Ok(Decided::Answer(receipt)) => {
+                release.await;
+                Ok(receipt)
+            }
+            Err(error) => {
+                release.await;
+                Err(error)
+            }
+        };
         if let Ok(receipt) = &result
             && !receipt.replayed
         {
@@ -401,7 +432,7 @@ impl RedisStore {
         attempt: &Attempt,
         guards: &MultiGuard,
         mut pending: Option<u64>,
-    ) -> Result<OrderReceipt, OrderError> {
+    ) -> Result<Decided, OrderError> {
         let user = attempt.user();
         let request_id = &attempt.order.request_id;
         // Each pass either ends or finishes one interrupted order; twins holding
@@ -417,10 +448,10 @@ impl RedisStore {
                     .await
                 {
                     Ok(Finished::Committed { order, .. }) => {
-                        return Ok(OrderReceipt {
+                        return Ok(Decided::Answer(OrderReceipt {
                             order,
                             replayed: true,
-                        });
+                        }));
                     }
                     Ok(Finished::Aborted { .. }) => {}
                     // Still pending: the next retry with the key (or reconcile) goes on.
@@ -439,13 +470,13 @@ impl RedisStore {
                 Begun::KeyReused => return Err(OrderError::IdempotencyKeyReused),
                 Begun::Committed(number, record) => {
                     let order = parse_stored(&record)?.decode(order_id(user, number)?)?;
-                    return Ok(OrderReceipt {
+                    return Ok(Decided::Answer(OrderReceipt {
                         order,
                         replayed: true,
-                    });
+                    }));
                 }
                 Begun::Pending(number) => pending = Some(number),
-                Begun::New(number) => return self.apply_and_commit(attempt, number, guards).await,
+                Begun::New(number) => return self.apply(attempt, number, guards).await,
             }
         }
         Err(attempt.unknown())
@@ -493,24 +524,24 @@ impl RedisStore {
     }
 
     /// Step 6 and 7: every line at once, then the commit.
-    async fn apply_and_commit(
+    /// Step 6: every line; what is left to do is the commit (step 7), which
+    /// needs no product lock.
+    async fn apply(
         &self,
         attempt: &Attempt,
         number: u64,
         guards: &MultiGuard,
-    ) -> Result<OrderReceipt, OrderError> {
+    ) -> Result<Decided, OrderError> {
         let user = attempt.user();
         let id = order_id(user, number)?;
         let journal = attempt.journal();
         let request_id = &attempt.order.request_id;
         match self.apply_lines(id, &journal, guards, request_id).await? {
-            Applied::All(applied) => match self.commit(id, journal, &applied).await? {
-                Some(order) => Ok(OrderReceipt {
-                    order,
-                    replayed: false,
-                }),
-                None => Err(attempt.unknown()),
-            },
+            Applied::All(applied) => Ok(Decided::Commit {
+                id,
+                journal,
+                applied,
+            }),
             Applied::Refused(refusal) => {
                 match self
                     .roll_back(user, number, &journal, guards, request_id)
@@ -847,6 +878,18 @@ impl RedisStore {
         }
         finished.map(|finished| finished.did_work())
     }
+}
+
+/// What placing decided while holding the locks.
+enum Decided {
+    /// The answer (a replay).
+    Answer(OrderReceipt),
+    /// Every line is applied: commit the order (after, or while, releasing the locks).
+    Commit {
+        id: OrderId,
+        journal: StoredOrder,
+        applied: Vec<AppliedLine>,
+    },
 }
 
 /// What [`order_scripts::BEGIN`] found.
