@@ -388,11 +388,16 @@ pub(crate) fn render(report: &Report) -> String {
         );
     }
     let f = &report.fairness;
-    let _ = writeln!(
-        out,
-        "  fairness      of the first {} sent, {} accepted; inversions {}",
-        f.first_k, f.first_k_accepted, f.inversions
-    );
+    if report.scenario == "cart" {
+        // An order refused for one short line says nothing of the others' arrival order.
+        let _ = writeln!(out, "  fairness      n/a (orders of several products)");
+    } else {
+        let _ = writeln!(
+            out,
+            "  fairness      of the first {} sent, {} accepted; inversions {}",
+            f.first_k, f.first_k_accepted, f.inversions
+        );
+    }
     if let Some(reads) = &report.stock_reads {
         let _ = writeln!(
             out,
