@@ -12,8 +12,10 @@ case into a valid one or the reverse.
 2. An Idempotency-Key reused with a different body is a 422 by contract: that depends on
    earlier requests, not on the request itself. A valid generated key gets a unique
    suffix (still within 255 printable ASCII characters, still not ending in a space), so
-   that unrelated generated purchases never share a key. Invalid keys are left alone.
-   The e2e suite tests reuse (`idempotency_key_*`).
+   that unrelated generated purchases, orders and restocks never share a key (purchases
+   and orders share one key space per user). Invalid keys are left alone. The e2e suite
+   tests reuse (`same_key_different_body_is_422`, `order_keys_replay_refuse_*`,
+   `a_keyed_restock_counts_once`).
 """
 
 import itertools
@@ -35,7 +37,12 @@ def map_case(context, case):
         password = case.body.get("password")
         if isinstance(password, str):
             case.body["password"] = "".join(c if ord(c) < 0x80 else "x" for c in password)
-    if _is(case, "POST", "/api/purchases") and case.headers:
+    keyed = (
+        _is(case, "POST", "/api/purchases")
+        or _is(case, "POST", "/api/orders")
+        or _is(case, "POST", "/api/products/{id}/restock")
+    )
+    if keyed and case.headers:
         for name, key in list(case.headers.items()):
             if name.lower() == "idempotency-key" and isinstance(key, str) and _KEY.fullmatch(key):
                 suffix = f"-{next(_unique)}"

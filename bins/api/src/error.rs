@@ -7,7 +7,9 @@ use actix_web::{
     HttpResponse, ResponseError,
     http::{StatusCode, header},
 };
-use inventory_domain::{ProductError, PurchaseError, StoreError, UserError, ValidationErrors};
+use inventory_domain::{
+    OrderError, ProductError, PurchaseError, ShortLine, StoreError, UserError, ValidationErrors,
+};
 use serde::Serialize;
 use utoipa::{ToResponse, ToSchema};
 
@@ -55,6 +57,30 @@ pub struct Problem {
     /// What the readiness check found (not-ready): the data store and the lock nodes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checks: Option<ReadinessChecks>,
+    /// Every short line of an order (insufficient-stock of an order): nothing was bought.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<ShortLineBody>,
+}
+
+/// One line of an order that asked for more units than were on hand.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShortLineBody {
+    /// The product.
+    pub product_id: u64,
+    /// Units the order asked for.
+    pub requested: u32,
+    /// Units on hand when the order was checked.
+    pub available: u64,
+}
+
+impl From<ShortLine> for ShortLineBody {
+    fn from(line: ShortLine) -> Self {
+        Self {
+            product_id: line.product_id.get(),
+            requested: line.requested,
+            available: line.available,
+        }
+    }
 }
 
 /// One invalid input field.
@@ -157,6 +183,12 @@ pub enum ApiError {
         /// Units on hand.
         available: u64,
     },
+    /// Not enough units for some lines of an order; nothing was bought.
+    #[error("insufficient stock for an order")]
+    InsufficientStockLines {
+        /// Every short line.
+        lines: Vec<ShortLine>,
+    },
     /// The product's lock could not be had in time.
     #[error("lock timeout")]
     LockTimeout {
@@ -166,9 +198,9 @@ pub enum ApiError {
     /// Same idempotency key, different request body.
     #[error("idempotency key reused")]
     IdempotencyKeyReused,
-    /// The outcome of a purchase is unknown; retrying with `operation_id` as the
-    /// Idempotency-Key replays the real outcome.
-    #[error("purchase outcome unknown")]
+    /// The outcome of a purchase, order or restock is unknown; retrying with
+    /// `operation_id` as the Idempotency-Key replays the real outcome.
+    #[error("outcome unknown")]
     OutcomeUnknown {
         /// The key the outcome is recorded under.
         operation_id: String,
@@ -267,14 +299,16 @@ impl ApiError {
                 format!("the stock would exceed {limit} units; nothing was added")),
             Self::InsufficientStock { requested, available } => row(S::CONFLICT, "insufficient-stock", "Insufficient stock",
                 format!("requested {requested} units but only {available} are available")),
+            Self::InsufficientStockLines { lines } => row(S::CONFLICT, "insufficient-stock", "Insufficient stock",
+                format!("{} line(s) of the order asked for more units than are available; nothing was bought", lines.len())),
             Self::LockTimeout { retry_after } => row(S::SERVICE_UNAVAILABLE, "lock-timeout", "Product busy",
                 "the product is busy; nothing was bought, retry shortly".into())
                 .retry_after(*retry_after),
             Self::IdempotencyKeyReused => row(S::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency key reused",
                 "this Idempotency-Key was already used with a different request body".into()),
-            Self::OutcomeUnknown { operation_id } => row(S::SERVICE_UNAVAILABLE, "outcome-unknown", "Purchase outcome unknown",
-                format!("the purchase may or may not have been made; retry with the header \
-                 `Idempotency-Key: {operation_id}` to learn its outcome (it will never be made twice)"))
+            Self::OutcomeUnknown { operation_id } => row(S::SERVICE_UNAVAILABLE, "outcome-unknown", "Outcome unknown",
+                format!("the request may or may not have taken effect; retry it with the header \
+                 `Idempotency-Key: {operation_id}` to learn its outcome (it will never take effect twice)"))
                 .retry_after(SECOND),
             Self::RateLimited { retry_after, detail } => row(S::TOO_MANY_REQUESTS, "rate-limited", "Too many attempts",
                 (*detail).into())
@@ -304,6 +338,7 @@ impl ApiError {
             operation_id: None,
             errors: Vec::new(),
             checks: None,
+            lines: Vec::new(),
         };
         match self {
             Self::InsufficientStock {
@@ -328,6 +363,9 @@ impl ApiError {
             }
             Self::NotReady { checks, .. } => {
                 problem.checks = checks.as_deref().cloned();
+            }
+            Self::InsufficientStockLines { lines } => {
+                problem.lines = lines.iter().copied().map(Into::into).collect();
             }
             _ => {}
         }
@@ -411,7 +449,29 @@ impl From<ProductError> for ApiError {
                 ApiError::StockLimitExceeded { limit }
             }
             ProductError::LockTimeout { retry_after } => ApiError::LockTimeout { retry_after },
+            ProductError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            ProductError::OutcomeUnknown { operation_id } => ApiError::OutcomeUnknown {
+                operation_id: operation_id.as_str().to_owned(),
+            },
             ProductError::Store(e) => ApiError::Store(e),
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        match error {
+            OrderError::ProductNotFound(id) => {
+                ApiError::NotFound(format!("product {id} not found"))
+            }
+            OrderError::InsufficientStock { lines } => ApiError::InsufficientStockLines { lines },
+            OrderError::LockTimeout { retry_after } => ApiError::LockTimeout { retry_after },
+            OrderError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            OrderError::OutcomeUnknown { operation_id } => ApiError::OutcomeUnknown {
+                operation_id: operation_id.as_str().to_owned(),
+            },
+            OrderError::Invalid(errors) => ApiError::Validation(errors),
+            OrderError::Store(e) => ApiError::Store(e),
         }
     }
 }
@@ -570,6 +630,12 @@ mod tests {
                 false,
             ),
             (
+                ApiError::InsufficientStockLines { lines: Vec::new() },
+                409,
+                "insufficient-stock",
+                false,
+            ),
+            (
                 ApiError::LockTimeout {
                     retry_after: second,
                 },
@@ -640,6 +706,33 @@ mod tests {
                 "{error:?}"
             );
         }
+    }
+
+    #[actix_web::test]
+    async fn an_orders_short_lines_are_listed() {
+        use inventory_domain::ProductId;
+        let line = |product, requested, available| ShortLine {
+            product_id: ProductId(product),
+            requested,
+            available,
+        };
+        let (status, json, _) = body(ApiError::from(OrderError::InsufficientStock {
+            lines: vec![line(2, 3, 1), line(9, 1, 0)],
+        }))
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            json["type"],
+            "https://lockstock.dev/problems/insufficient-stock"
+        );
+        assert_eq!(
+            json["lines"],
+            serde_json::json!([
+                {"product_id": 2, "requested": 3, "available": 1},
+                {"product_id": 9, "requested": 1, "available": 0},
+            ])
+        );
+        assert!(json.get("available").is_none());
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub mod patterns {
     /// `IdempotencyKey::parse`: 1–255 printable ASCII characters. HTTP strips spaces at
     /// either end of a header value, so a key cannot start or end with one.
     pub const IDEMPOTENCY_KEY: &str = "^[!-~](?:[ -~]{0,253}[!-~])?$";
+
+    /// `AuditCursor::parse`: an audit entry id, `<ms>-<n>`, 1–19 digits each.
+    pub const AUDIT_CURSOR: &str = "^[0-9]{1,19}-[0-9]{1,19}$";
 }
 
 /// The API description.
@@ -77,9 +80,15 @@ pub mod patterns {
         routes::products::get,
         routes::products::stock,
         routes::products::restock,
+        routes::products::adjust,
+        routes::products::audit,
         routes::purchases::create,
         routes::purchases::mine,
         routes::purchases::get,
+        routes::orders::create,
+        routes::orders::mine,
+        routes::orders::get,
+        routes::admin::reconcile,
         routes::health::health,
         routes::health::ready,
         routes::health::metrics,
@@ -88,6 +97,7 @@ pub mod patterns {
         schemas(
             error::Problem,
             error::FieldError,
+            error::ShortLineBody,
             routes::auth::RegisterRequest,
             routes::auth::LoginRequest,
             routes::auth::UserResponse,
@@ -97,9 +107,20 @@ pub mod patterns {
             routes::products::RestockRequest,
             routes::products::ProductResponse,
             routes::products::StockResponse,
+            routes::products::AdjustRequest,
+            routes::products::AuditResponse,
+            routes::products::AuditEntryResponse,
+            routes::products::AuditKindDto,
             routes::purchases::PurchaseRequest,
             routes::purchases::PurchaseReceiptResponse,
             routes::purchases::PurchaseResponse,
+            routes::orders::OrderRequest,
+            routes::orders::OrderItemRequest,
+            routes::orders::OrderResponse,
+            routes::orders::OrderLineResponse,
+            routes::admin::ReconcileResponse,
+            routes::admin::DifferenceResponse,
+            routes::admin::CheckDto,
             routes::health::Status,
             routes::health::ReadyResponse,
             routes::health::ReadinessChecks,
@@ -115,6 +136,8 @@ pub mod patterns {
         (name = "auth", description = "Accounts and tokens"),
         (name = "products", description = "Catalogue and stock"),
         (name = "purchases", description = "Buying"),
+        (name = "orders", description = "Buying several products at once, all or nothing"),
+        (name = "admin", description = "Reconciliation"),
         (name = "operations", description = "Probes and metrics"),
     )
 )]
@@ -123,8 +146,10 @@ pub struct ApiDoc;
 /// The document as served: [`ApiDoc`] with the configured `MAX_PURCHASE_QUANTITY`.
 pub fn document(max_purchase_quantity: u32) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    if let Some(quantity) = property(&mut doc, "PurchaseRequest", "quantity") {
-        quantity.maximum = Some(max_purchase_quantity.into());
+    for schema in ["PurchaseRequest", "OrderItemRequest"] {
+        if let Some(quantity) = property(&mut doc, schema, "quantity") {
+            quantity.maximum = Some(max_purchase_quantity.into());
+        }
     }
     doc
 }
@@ -170,34 +195,67 @@ impl Modify for Patterns {
                 object.pattern = Some(pattern.to_owned());
             }
         }
-        let key = openapi
-            .paths
-            .paths
-            .get_mut("/api/purchases")
-            .and_then(|item| item.post.as_mut())
-            .and_then(|op| op.parameters.as_mut())
-            .and_then(|params| {
-                params.iter_mut().find_map(|p| match p {
-                    RefOr::T(p)
-                        if p.name == "Idempotency-Key" && p.parameter_in == ParameterIn::Header =>
-                    {
-                        Some(p)
-                    }
-                    _ => None,
-                })
-            })
-            .and_then(|param| match param.schema.as_mut() {
-                Some(RefOr::T(Schema::Object(object))) => Some(object),
-                _ => None,
-            });
-        if let Some(key) = key {
-            // Optional means absent, never null: a header has no null.
-            key.schema_type = SchemaType::Type(Type::String);
-            key.min_length = Some(1);
-            key.max_length = Some(inventory_domain::IdempotencyKey::MAX_LEN);
-            key.pattern = Some(patterns::IDEMPOTENCY_KEY.to_owned());
+        for (path, method) in [
+            ("/api/purchases", "post"),
+            ("/api/orders", "post"),
+            ("/api/products/{id}/restock", "post"),
+        ] {
+            if let Some(key) = idempotency_key_schema(openapi, path, method) {
+                // Optional means absent, never null: a header has no null.
+                key.schema_type = SchemaType::Type(Type::String);
+                key.min_length = Some(1);
+                key.max_length = Some(inventory_domain::IdempotencyKey::MAX_LEN);
+                key.pattern = Some(patterns::IDEMPOTENCY_KEY.to_owned());
+            }
+        }
+        if let Some(after) = query_parameter_schema(openapi, "/api/products/{id}/audit", "after") {
+            after.schema_type = SchemaType::Type(Type::String);
+            after.pattern = Some(patterns::AUDIT_CURSOR.to_owned());
         }
     }
+}
+
+/// The schema of the `Idempotency-Key` header parameter of `method path`.
+fn idempotency_key_schema<'a>(
+    openapi: &'a mut utoipa::openapi::OpenApi,
+    path: &str,
+    method: &str,
+) -> Option<&'a mut utoipa::openapi::schema::Object> {
+    let item = openapi.paths.paths.get_mut(path)?;
+    let operation = match method {
+        "post" => item.post.as_mut(),
+        _ => item.get.as_mut(),
+    }?;
+    parameter_schema(operation, "Idempotency-Key", ParameterIn::Header)
+}
+
+/// The schema of query parameter `name` of `GET path`.
+fn query_parameter_schema<'a>(
+    openapi: &'a mut utoipa::openapi::OpenApi,
+    path: &str,
+    name: &str,
+) -> Option<&'a mut utoipa::openapi::schema::Object> {
+    let operation = openapi.paths.paths.get_mut(path)?.get.as_mut()?;
+    parameter_schema(operation, name, ParameterIn::Query)
+}
+
+fn parameter_schema<'a>(
+    operation: &'a mut utoipa::openapi::path::Operation,
+    name: &str,
+    location: ParameterIn,
+) -> Option<&'a mut utoipa::openapi::schema::Object> {
+    operation
+        .parameters
+        .as_mut()?
+        .iter_mut()
+        .find_map(|p| match p {
+            RefOr::T(p) if p.name == name && p.parameter_in == location => Some(p),
+            _ => None,
+        })
+        .and_then(|param| match param.schema.as_mut() {
+            Some(RefOr::T(Schema::Object(object))) => Some(object),
+            _ => None,
+        })
 }
 
 /// The object schema of `schema.field` (a string or integer property), if present.
@@ -248,6 +306,12 @@ mod tests {
             "/api/purchases",
             "/api/purchases/me",
             "/api/purchases/{id}",
+            "/api/products/{id}/adjust",
+            "/api/products/{id}/audit",
+            "/api/orders",
+            "/api/orders/me",
+            "/api/orders/{id}",
+            "/api/admin/reconcile",
             "/health",
             "/ready",
             "/metrics",
@@ -296,7 +360,9 @@ mod tests {
             ("/api/auth/login", "post"),
             ("/api/products", "post"),
             ("/api/products/{id}/restock", "post"),
+            ("/api/products/{id}/adjust", "post"),
             ("/api/purchases", "post"),
+            ("/api/orders", "post"),
         ] {
             let responses = &doc["paths"][path][method]["responses"];
             for status in ["400", "413", "415", "422"] {
@@ -358,16 +424,56 @@ mod tests {
             7
         );
 
-        let key = doc["paths"]["/api/purchases"]["post"]["parameters"]
+        for path in [
+            "/api/purchases",
+            "/api/orders",
+            "/api/products/{id}/restock",
+        ] {
+            let key = doc["paths"][path]["post"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "Idempotency-Key")
+                .unwrap()["schema"]
+                .clone();
+            assert_eq!(key["pattern"], patterns::IDEMPOTENCY_KEY, "{path}");
+            assert_eq!(key["maxLength"], IdempotencyKey::MAX_LEN, "{path}");
+            assert_eq!(key["minLength"], 1, "{path}");
+            assert_eq!(key["type"], "string", "{path}");
+        }
+
+        let order = &schemas["OrderRequest"];
+        assert_eq!(order["properties"]["items"]["minItems"], 1);
+        assert_eq!(
+            order["properties"]["items"]["maxItems"],
+            inventory_domain::OrderLines::MAX_ITEMS
+        );
+        assert_eq!(
+            schemas["OrderItemRequest"]["properties"]["quantity"]["maximum"],
+            100
+        );
+        assert_eq!(
+            served["components"]["schemas"]["OrderItemRequest"]["properties"]["quantity"]["maximum"],
+            7
+        );
+        let adjust = &schemas["AdjustRequest"]["properties"];
+        assert_eq!(
+            adjust["reason"]["maxLength"],
+            inventory_domain::AdjustReason::MAX_CHARS
+        );
+        assert_eq!(adjust["stock"]["maximum"], inventory_domain::Stock::MAX);
+        let audit = doc["paths"]["/api/products/{id}/audit"]["get"]["parameters"]
             .as_array()
             .unwrap()
-            .iter()
-            .find(|p| p["name"] == "Idempotency-Key")
-            .unwrap()["schema"]
             .clone();
-        assert_eq!(key["pattern"], patterns::IDEMPOTENCY_KEY);
-        assert_eq!(key["maxLength"], IdempotencyKey::MAX_LEN);
-        assert_eq!(key["minLength"], 1);
+        let after = audit.iter().find(|p| p["name"] == "after").unwrap();
+        assert_eq!(after["schema"]["type"], "string");
+        assert_eq!(after["schema"]["pattern"], patterns::AUDIT_CURSOR);
+        let limit = audit.iter().find(|p| p["name"] == "limit").unwrap();
+        assert_eq!(
+            limit["schema"]["maximum"],
+            inventory_domain::AuditQuery::MAX_LIMIT
+        );
     }
 
     /// Tricky inputs for every pattern: each pattern accepts exactly what the domain's
@@ -398,6 +504,24 @@ mod tests {
         );
         corpus.push("a".repeat(50));
         corpus.push("a".repeat(51));
+        corpus.extend(
+            [
+                "1-0",
+                "0-0",
+                "1764460800000-12",
+                "-1",
+                "1-",
+                "1--1",
+                "a-1",
+                "1-1-1",
+                " 1-1",
+                "9999999999999999999-1",
+                "99999999999999999999-1",
+                "1-9999999999999999999",
+                "١-1",
+            ]
+            .map(String::from),
+        );
 
         let check = |pattern: &str, accepts: &dyn Fn(&str) -> bool| {
             let regex = Regex::new(pattern).unwrap();
@@ -413,6 +537,9 @@ mod tests {
         // Lengths are maxLength's business; the corpus stays under them.
         check(patterns::EMAIL, &|s| Email::parse(s).is_ok());
         check(patterns::PRODUCT_NAME, &|s| ProductName::parse(s).is_ok());
+        check(patterns::AUDIT_CURSOR, &|s| {
+            inventory_domain::AuditCursor::parse(s).is_ok()
+        });
         check(patterns::IDEMPOTENCY_KEY, &|s| {
             // What a header value can carry once HTTP has trimmed it.
             s == s.trim_matches(' ') && IdempotencyKey::parse(s).is_ok()

@@ -226,9 +226,9 @@ impl Application {
 }
 
 /// Every API route. `web::resource(..).route(..)` so that a wrong method is a 405 with
-/// `Allow`; `/api/purchases/me` before `/api/purchases/{id}`.
+/// `Allow`; `/api/purchases/me` before `/api/purchases/{id}` (orders likewise).
 fn api_routes(cfg: &mut web::ServiceConfig) {
-    use routes::{auth, health, products, purchases};
+    use routes::{admin, auth, health, orders, products, purchases};
     cfg.service(web::resource("/api/auth/register").route(web::post().to(auth::register)))
         .service(web::resource("/api/auth/login").route(web::post().to(auth::login)))
         .service(web::resource("/api/auth/me").route(web::get().to(auth::me)))
@@ -242,6 +242,12 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/api/products/{id}/restock").route(web::post().to(products::restock)),
         )
+        .service(web::resource("/api/products/{id}/adjust").route(web::post().to(products::adjust)))
+        .service(web::resource("/api/products/{id}/audit").route(web::get().to(products::audit)))
+        .service(web::resource("/api/orders").route(web::post().to(orders::create)))
+        .service(web::resource("/api/orders/me").route(web::get().to(orders::mine)))
+        .service(web::resource("/api/orders/{id}").route(web::get().to(orders::get)))
+        .service(web::resource("/api/admin/reconcile").route(web::get().to(admin::reconcile)))
         .service(web::resource("/api/purchases").route(web::post().to(purchases::create)))
         .service(web::resource("/api/purchases/me").route(web::get().to(purchases::mine)))
         .service(web::resource("/api/purchases/{id}").route(web::get().to(purchases::get)))
@@ -250,7 +256,9 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").route(web::get().to(health::metrics)));
 }
 
-async fn connect(settings: &Settings) -> anyhow::Result<Repositories> {
+/// The stores the configuration names (Redis, or memory in development mode). Used by
+/// the server and by `inventory-api reconcile`.
+pub async fn connect(settings: &Settings) -> anyhow::Result<Repositories> {
     match &settings.storage {
         StorageSettings::Memory => {
             tracing::warn!(

@@ -3,9 +3,9 @@
 use std::{sync::OnceLock, time::Instant};
 
 use actix_web::{
-    Error,
+    Error, FromRequest, HttpMessage, HttpRequest,
     body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
+    dev::{Payload, ServiceRequest, ServiceResponse},
     http::{
         ConnectionType, Method,
         header::{HeaderName, HeaderValue},
@@ -13,6 +13,8 @@ use actix_web::{
     middleware::Next,
     web,
 };
+use futures::future::{Ready, ready};
+use inventory_domain::RequestId;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 use tracing_subscriber::{EnvFilter, fmt};
@@ -37,6 +39,16 @@ pub fn init_tracing(format: LogFormat) {
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+}
+
+/// Tracing for the command-line tools (`inventory-api reconcile`): warnings and errors
+/// on stderr, so that stdout carries only the report.
+pub fn init_cli_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Installs the Prometheus recorder once per process and returns its handle.
@@ -92,6 +104,10 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = request_id(&req);
+    // Handed to the handlers as data (see `CurrentRequest`), e.g. for audit entries.
+    if let Ok(request_id) = RequestId::parse(id.clone()) {
+        req.extensions_mut().insert(request_id);
+    }
     let method = req.method().to_string();
     let method_label = method_label(req.method());
     let span = tracing::info_span!(
@@ -139,4 +155,25 @@ pub async fn observe(
         );
     });
     Ok(response)
+}
+
+/// The id of the current request, as [`observe`] assigned it (the client's
+/// `X-Request-Id` when valid, else a fresh one): what handlers pass down to the
+/// ports for the audit trail.
+#[derive(Debug, Clone)]
+pub struct CurrentRequest(pub RequestId);
+
+impl FromRequest for CurrentRequest {
+    type Error = Error;
+    type Future = Ready<Result<Self, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let assigned = req.extensions().get::<RequestId>().cloned();
+        // Without the middleware (unit tests of a handler): an id of its own.
+        let id = assigned.unwrap_or_else(|| {
+            RequestId::parse(uuid::Uuid::new_v4().to_string())
+                .unwrap_or_else(|_| unreachable!("a UUID is a valid request id"))
+        });
+        ready(Ok(Self(id)))
+    }
 }

@@ -9,7 +9,7 @@
 #
 # Redis mode starts its own redis-server (AOF, fsync every second, as in
 # docker/docker-compose.yml) in a temporary directory. Ports: API_PORT (default 18120) and
-# REDIS_PORT (default 16420).
+# REDIS_PORT (default 16420). ONLY=cart runs just the cart rows (after the same setup).
 set -euo pipefail
 MODE=${1:?usage: bench.sh redis|memory OUTDIR}
 OUT=${2:?usage: bench.sh redis|memory OUTDIR}
@@ -75,9 +75,16 @@ run() {
 # Registers the 1,000 buyers once (bcrypt); not a measurement.
 timeout 600 "$LOADGEN" black-friday --stock 1 --buyers 1000 --window-ms 0 "${common[@]}" >"$OUT/setup.txt" 2>&1
 
-run black-friday black-friday --compare-health
-run black-friday-w0 black-friday --window-ms 0
-run sustained-c1 sustained --concurrency 1 --duration-s 10 --compare-health
-run sustained-c64 sustained --concurrency 64 --duration-s 10 --compare-health
-run sustained-c256 sustained --concurrency 256 --duration-s 10 --compare-health
-run multi-product multi-product --products 4 --stock 100 --buyers 1000
+if [ "${ONLY:-}" != cart ]; then
+  run black-friday black-friday --compare-health
+  run black-friday-w0 black-friday --window-ms 0
+  run sustained-c1 sustained --concurrency 1 --duration-s 10 --compare-health
+  run sustained-c64 sustained --concurrency 64 --duration-s 10 --compare-health
+  run sustained-c256 sustained --concurrency 256 --duration-s 10 --compare-health
+  run multi-product multi-product --products 4 --stock 100 --buyers 1000
+fi
+# Orders of 2–5 products: a sale that sells out (10 × 100 units, 1,000 baskets asking
+# ~3,500), the same released at once, and one with stock enough for every basket.
+run cart cart --products 10 --stock 100 --buyers 1000 --reconcile
+run cart-w0 cart --products 10 --stock 100 --buyers 1000 --window-ms 0 --reconcile
+run cart-ample cart --products 10 --stock 100000 --buyers 1000 --window-ms 0 --reconcile

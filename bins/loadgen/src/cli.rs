@@ -11,7 +11,8 @@ use clap::{Parser, ValueEnum};
 /// Drives a lockstock server (SPEC §2 paths) over HTTP and reports what it measured.
 ///
 /// Exit status: 0 on success, 1 when the run could not be carried out, 2 on a usage error,
-/// 3 when the server oversold or lost purchases.
+/// 3 when the server oversold or lost purchases (or, with `--reconcile`, its own
+/// reconciliation found differences).
 #[derive(Debug, Parser)]
 #[command(name = "inventory-loadgen", version, about, long_about)]
 pub(crate) struct Cli {
@@ -56,13 +57,15 @@ pub(crate) struct Cli {
     #[arg(long, default_value_t = 10)]
     pub(crate) duration_s: u64,
 
-    /// Quantity per purchase: `N`, or an inclusive range `A..B` (also `A..=B`) drawn at random.
+    /// Quantity per purchase (per basket line in `cart`): `N`, or an inclusive range `A..B`
+    /// (also `A..=B`) drawn at random.
     #[arg(long, default_value = "1")]
     pub(crate) quantity: QuantityRange,
 
-    /// Number of products [default: multi-product 4, sustained 1]. `multi-product` spreads
-    /// buyers across them round-robin; `sustained` binds client `i` to product `i mod N`
-    /// (with N = concurrency, no two clients ever contend for a product).
+    /// Number of products [default: multi-product 4, cart 10, sustained 1]. `multi-product`
+    /// spreads buyers across them round-robin; `cart` draws each buyer a basket of 2–5 of
+    /// them; `sustained` binds client `i` to product `i mod N` (with N = concurrency, no
+    /// two clients ever contend for a product).
     #[arg(long)]
     pub(crate) products: Option<usize>,
 
@@ -116,7 +119,13 @@ pub(crate) struct Cli {
     #[arg(long, default_value_t = 3)]
     pub(crate) health_duration_s: u64,
 
-    /// Seed of the random quantities and read/buy mix.
+    /// After the run, also ask the server to reconcile (GET /api/admin/reconcile, as the
+    /// admin); differences fail the run like oversell does. Skipped quietly when the
+    /// server has no such endpoint.
+    #[arg(long)]
+    pub(crate) reconcile: bool,
+
+    /// Seed of the random quantities, baskets and read/buy mix.
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
 
@@ -142,6 +151,9 @@ pub(crate) enum Scenario {
     Sustained,
     /// Several products, buyers spread across them, fired within a window.
     MultiProduct,
+    /// One multi-product order per buyer (a random basket of 2–5 products), fired within
+    /// a window.
+    Cart,
 }
 
 impl Scenario {
@@ -151,6 +163,7 @@ impl Scenario {
             Self::BlackFriday => "black-friday",
             Self::Sustained => "sustained",
             Self::MultiProduct => "multi-product",
+            Self::Cart => "cart",
         }
     }
 }
@@ -160,7 +173,7 @@ impl Cli {
     pub(crate) fn stock(&self) -> u64 {
         self.stock.unwrap_or(match self.scenario {
             Scenario::Sustained => 10_000_000,
-            Scenario::BlackFriday | Scenario::MultiProduct => 100,
+            Scenario::BlackFriday | Scenario::MultiProduct | Scenario::Cart => 100,
         })
     }
 
@@ -173,7 +186,7 @@ impl Cli {
     pub(crate) fn buyers(&self) -> usize {
         let default = match self.scenario {
             Scenario::Sustained => self.sustained_concurrency(),
-            Scenario::BlackFriday | Scenario::MultiProduct => 1000,
+            Scenario::BlackFriday | Scenario::MultiProduct | Scenario::Cart => 1000,
         };
         self.buyers.unwrap_or(default).max(1)
     }
@@ -182,6 +195,7 @@ impl Cli {
     pub(crate) fn product_count(&self) -> usize {
         match self.scenario {
             Scenario::MultiProduct => self.products.unwrap_or(4).max(1),
+            Scenario::Cart => self.products.unwrap_or(10).max(1),
             Scenario::Sustained => self.products.unwrap_or(1).max(1),
             Scenario::BlackFriday => 1,
         }
@@ -191,7 +205,7 @@ impl Cli {
     pub(crate) fn effective_concurrency(&self) -> usize {
         match self.scenario {
             Scenario::Sustained => self.sustained_concurrency(),
-            Scenario::BlackFriday | Scenario::MultiProduct => self
+            Scenario::BlackFriday | Scenario::MultiProduct | Scenario::Cart => self
                 .concurrency
                 .unwrap_or(self.buyers())
                 .clamp(1, self.buyers()),
@@ -400,6 +414,33 @@ mod tests {
         assert_eq!(cli.effective_concurrency(), 8);
         assert_eq!(cli.quantity, QuantityRange::new(1, 2).unwrap());
         assert!(cli.validate().is_ok());
+    }
+
+    #[test]
+    fn cart_defaults_to_ten_products_and_a_burst() {
+        let cli = Cli::try_parse_from(["x", "cart", "--admin-password", "p"]).unwrap();
+        assert_eq!(cli.scenario.name(), "cart");
+        assert_eq!(
+            (cli.product_count(), cli.buyers(), cli.stock()),
+            (10, 1000, 100)
+        );
+        let cli = Cli::try_parse_from([
+            "x",
+            "cart",
+            "--admin-password",
+            "p",
+            "--products",
+            "3",
+            "--buyers",
+            "50",
+            "--window-ms",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(
+            (cli.product_count(), cli.buyers(), cli.window_ms),
+            (3, 50, 0)
+        );
     }
 
     #[test]

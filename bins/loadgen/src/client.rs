@@ -343,6 +343,75 @@ impl Api {
             .build()
     }
 
+    /// An order request (`cart`) built ahead of time: `items` as `(product, quantity)`.
+    pub(crate) fn order_request(
+        &self,
+        token: &str,
+        items: &[(&Id, u32)],
+        idempotency_key: &str,
+    ) -> Result<Request, reqwest::Error> {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(product, quantity)| {
+                serde_json::json!({ "product_id": product.to_json(), "quantity": quantity })
+            })
+            .collect();
+        self.http
+            .post(self.url("/api/orders"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", idempotency_key)
+            .json(&serde_json::json!({ "items": items }))
+            .build()
+    }
+
+    /// Every order line of the token's owner (GET /api/orders/me, all pages), one
+    /// record per line: the order's id, the product and the units.
+    pub(crate) async fn my_order_lines(
+        &self,
+        token: &str,
+    ) -> Result<Vec<PurchaseRecord>, ApiError> {
+        const WHAT: &str = "list orders";
+        let mut lines = Vec::new();
+        let mut offset = 0;
+        for _ in 0..MAX_PAGES {
+            let url = self.url(&format!("/api/orders/me?limit={PAGE_SIZE}&offset={offset}"));
+            let response = transport(WHAT, self.http.get(url).bearer_auth(token).send().await)?;
+            let body = expect_success(WHAT, response).await?;
+            let value: Value = parse(WHAT, &body)?;
+            let orders = list_items(&value).ok_or_else(|| ApiError::Body {
+                what: WHAT,
+                detail: "not a list of orders".to_owned(),
+            })?;
+            if orders.is_empty() {
+                break;
+            }
+            offset += orders.len();
+            for order in orders {
+                lines.extend(order_lines(order).ok_or_else(|| ApiError::Body {
+                    what: WHAT,
+                    detail: format!("an order without id/items: {order}"),
+                })?);
+            }
+        }
+        Ok(lines)
+    }
+
+    /// GET /api/admin/reconcile: `Ok(None)` when the server has no such endpoint.
+    pub(crate) async fn reconcile(&self, admin_token: &str) -> Result<Option<Value>, ApiError> {
+        const WHAT: &str = "reconcile";
+        let url = self.url("/api/admin/reconcile");
+        let response = transport(
+            WHAT,
+            self.http.get(url).bearer_auth(admin_token).send().await,
+        )?;
+        if response.status() == StatusCode::NOT_FOUND {
+            drain(response).await;
+            return Ok(None);
+        }
+        let body = expect_success(WHAT, response).await?;
+        parse(WHAT, &body).map(Some)
+    }
+
     /// GET /api/products/{id}/stock, built ahead of time (the read side of `sustained`).
     pub(crate) fn stock_request(
         &self,
@@ -376,6 +445,23 @@ fn purchase_record(item: &Value) -> Option<PurchaseRecord> {
         product_id: item.get("product_id").and_then(Id::from_json)?,
         quantity: item.get("quantity").and_then(Value::as_u64).unwrap_or(1),
     })
+}
+
+/// The lines of one listed order, each as a record keyed by the order's id.
+fn order_lines(order: &Value) -> Option<Vec<PurchaseRecord>> {
+    let id = order.get("id").and_then(Id::from_json)?;
+    order
+        .get("items")?
+        .as_array()?
+        .iter()
+        .map(|line| {
+            Some(PurchaseRecord {
+                id: id.clone(),
+                product_id: line.get("product_id").and_then(Id::from_json)?,
+                quantity: line.get("quantity").and_then(Value::as_u64)?,
+            })
+        })
+        .collect()
 }
 
 /// Seconds of a `Retry-After` header (the delta-seconds form).
@@ -461,6 +547,20 @@ mod tests {
             .collect();
         assert_eq!(records[0].quantity, 1);
         assert!(list_items(&json!({ "detail": "x" })).is_none());
+    }
+
+    #[test]
+    fn order_lines_are_records_keyed_by_the_order() {
+        let order = json!({"id": 7_000_000_001_u64, "items": [
+            {"product_id": 3, "quantity": 2}, {"product_id": 5, "quantity": 1}]});
+        let lines = order_lines(&order).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.id.to_string() == "7000000001"));
+        assert_eq!(
+            (lines[0].product_id.to_string(), lines[0].quantity),
+            ("3".into(), 2)
+        );
+        assert!(order_lines(&json!({"id": 1})).is_none());
     }
 
     #[test]

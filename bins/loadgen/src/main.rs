@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-/// Exit status when the server oversold or lost purchases.
+/// Exit status when the server oversold or lost purchases (or failed its reconciliation).
 const EXIT_INVARIANT_BROKEN: u8 = 3;
 
 fn main() -> ExitCode {

@@ -1,5 +1,5 @@
-//! After a run: the final stock of each product and every buyer's purchase records of
-//! those products, read back from the server.
+//! After a run: the final stock of each product and every buyer's purchase records (or,
+//! after `cart`, order lines) of those products, read back from the server.
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -14,12 +14,22 @@ pub(crate) struct ReadBack {
     pub(crate) records: Vec<Vec<PurchaseRecord>>,
 }
 
-/// Reads stock (as the admin) and the buyers' purchases (`concurrency` buyers at a time).
+/// Which records a run left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Records {
+    /// Single-product purchases (GET /api/purchases/me).
+    Purchases,
+    /// Order lines (GET /api/orders/me), each keyed by its order's id.
+    OrderLines,
+}
+
+/// Reads stock (as the admin) and the buyers' records (`concurrency` buyers at a time).
 pub(crate) async fn read_back(
     api: &Api,
     admin_token: &str,
     products: &[Id],
     buyers: &[Buyer],
+    records: Records,
     concurrency: usize,
     progress: bool,
 ) -> anyhow::Result<ReadBack> {
@@ -35,9 +45,11 @@ pub(crate) async fn read_back(
         .map(|buyer| {
             let bar = &bar;
             async move {
-                let records = with_retries(|| api.my_purchases(&buyer.token))
-                    .await
-                    .with_context(|| format!("listing the purchases of `{}`", buyer.username))?;
+                let records = match records {
+                    Records::Purchases => with_retries(|| api.my_purchases(&buyer.token)).await,
+                    Records::OrderLines => with_retries(|| api.my_order_lines(&buyer.token)).await,
+                }
+                .with_context(|| format!("listing the records of `{}`", buyer.username))?;
                 bar.inc(1);
                 anyhow::Ok(records)
             }

@@ -40,7 +40,15 @@ pub(crate) struct RunResult<'a> {
     pub(crate) config: &'a Config,
     pub(crate) products: &'a [Id],
     pub(crate) purchases: &'a [Sample],
+    /// The requests as they bear on each product: `purchases` itself, except for `cart`,
+    /// where an order is one sample per line.
+    pub(crate) per_product: &'a [Sample],
+    /// Whether arrival-order fairness means anything (not for multi-product orders,
+    /// whose refusal may come from another product's line).
+    pub(crate) fairness: bool,
     pub(crate) reads: &'a [Sample],
+    /// What GET /api/admin/reconcile said afterwards, when the server has it.
+    pub(crate) reconcile: Option<&'a serde_json::Value>,
     pub(crate) read_back: &'a ReadBack,
     pub(crate) health: Option<HealthRun>,
 }
@@ -88,7 +96,11 @@ pub(crate) struct Report {
     pub(crate) health_requests_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) ratio_to_health: Option<f64>,
-    /// No oversell and nothing lost.
+    /// The server's own reconciliation after the run (`ok`, `differences`, …), when it
+    /// has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reconcile: Option<serde_json::Value>,
+    /// No oversell, nothing lost, and (when there is one) a clean reconciliation.
     pub(crate) ok: bool,
 }
 
@@ -170,14 +182,18 @@ pub(crate) fn assemble(run: &RunResult<'_>) -> Report {
         ratio_to_health: health_rps
             .filter(|rps| *rps > 0.0)
             .map(|rps| ratio(purchases_per_sec, rps)),
-        ok: totals.is_clean(),
+        reconcile: run.reconcile.cloned(),
+        ok: totals.is_clean()
+            && run
+                .reconcile
+                .is_none_or(|report| report.get("ok") == Some(&serde_json::Value::Bool(true))),
         products,
     }
 }
 
 fn product_report(run: &RunResult<'_>, index: usize) -> ProductReport {
     let samples: Vec<&Sample> = run
-        .purchases
+        .per_product
         .iter()
         .filter(|s| s.product == index)
         .collect();
@@ -208,7 +224,11 @@ fn product_report(run: &RunResult<'_>, index: usize) -> ProductReport {
             accepted: &accepted,
             records,
         }),
-        fairness: fairness(&attempts, initial_stock),
+        fairness: if run.fairness {
+            fairness(&attempts, initial_stock)
+        } else {
+            Fairness::default()
+        },
     }
 }
 
@@ -353,12 +373,31 @@ pub(crate) fn render(report: &Report) -> String {
     );
     let _ = writeln!(out, "  oversell      {}", report.oversell);
     let _ = writeln!(out, "  lost          {}", report.lost);
+    if let Some(reconcile) = &report.reconcile {
+        let differences = reconcile["differences"].as_array().map_or(0, Vec::len);
+        let _ = writeln!(
+            out,
+            "  reconcile     {} ({} difference(s), {} product(s) checked)",
+            if reconcile["ok"] == true {
+                "clean"
+            } else {
+                "DIFFERENCES"
+            },
+            differences,
+            reconcile["products_checked"]
+        );
+    }
     let f = &report.fairness;
-    let _ = writeln!(
-        out,
-        "  fairness      of the first {} sent, {} accepted; inversions {}",
-        f.first_k, f.first_k_accepted, f.inversions
-    );
+    if report.scenario == "cart" {
+        // An order refused for one short line says nothing of the others' arrival order.
+        let _ = writeln!(out, "  fairness      n/a (orders of several products)");
+    } else {
+        let _ = writeln!(
+            out,
+            "  fairness      of the first {} sent, {} accepted; inversions {}",
+            f.first_k, f.first_k_accepted, f.inversions
+        );
+    }
     if let Some(reads) = &report.stock_reads {
         let _ = writeln!(
             out,
@@ -455,7 +494,10 @@ mod tests {
             config: &config,
             products: &[id(42)],
             purchases: &purchases,
+            per_product: &purchases,
+            fairness: true,
             reads: &[],
+            reconcile: None,
             read_back: &read_back,
             health: None,
         })
@@ -553,7 +595,10 @@ mod tests {
             config: &config,
             products: &[id(42)],
             purchases: &purchases,
+            per_product: &purchases,
+            fairness: true,
             reads: &[],
+            reconcile: None,
             read_back: &read_back,
             health: None,
         });
@@ -568,6 +613,42 @@ mod tests {
         assert_eq!(report.oversell, 1);
         assert!(!report.ok);
         assert!(render(&report).contains("FAILED"));
+    }
+
+    #[test]
+    fn a_reconcile_with_differences_fails_the_run() {
+        let purchases = [sample(0, 201)];
+        let read_back = ReadBack {
+            final_stock: vec![2],
+            records: vec![vec![PurchaseRecord {
+                id: id(1),
+                product_id: id(42),
+                quantity: 1,
+            }]],
+        };
+        let differences = serde_json::json!({"ok": false, "products_checked": 1,
+            "differences": [{"product_id": 42, "what": "stock", "expected": 2, "found": 9}]});
+        let run = |reconcile| {
+            assemble(&RunResult {
+                scenario: "cart",
+                base_url: "http://127.0.0.1:8000",
+                config: &config(),
+                products: &[id(42)],
+                purchases: &purchases,
+                per_product: &purchases,
+                fairness: false,
+                reads: &[],
+                reconcile,
+                read_back: &read_back,
+                health: None,
+            })
+        };
+        let failed = run(Some(&differences));
+        assert_eq!((failed.oversell, failed.lost), (0, 0));
+        assert!(!failed.ok);
+        assert!(render(&failed).contains("reconcile     DIFFERENCES (1 difference(s)"));
+        assert_eq!(failed.fairness, Fairness::default());
+        assert!(run(None).ok);
     }
 
     #[test]

@@ -7,11 +7,11 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Scenario};
 use crate::client::{Api, ClientOptions, build_http_client};
-use crate::read_back::read_back;
+use crate::read_back::{Records, read_back};
 use crate::report::{Config, Report, RunResult, assemble, render};
 use crate::scenarios::black_friday::BurstOptions;
 use crate::scenarios::sustained::{SustainedOptions, SustainedRun};
-use crate::scenarios::{Quantities, black_friday, multi_product, sustained};
+use crate::scenarios::{Quantities, black_friday, cart, multi_product, sustained};
 use crate::setup::{self, BuyerPlan};
 use crate::{chart, health};
 
@@ -53,7 +53,25 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<Report> {
     );
 
     let mut quantities = Quantities::new(cli.quantity, cli.seed);
+    // For `cart`: the orders as samples per line, for the per-product books.
+    let mut lines = None;
     let run = match cli.scenario {
+        Scenario::Cart => {
+            let carts = cart::run(
+                &api,
+                &buyers,
+                &products,
+                &mut quantities,
+                cli.seed,
+                burst(cli),
+            )
+            .await?;
+            lines = Some(carts.lines);
+            SustainedRun {
+                purchases: carts.orders,
+                reads: Vec::new(),
+            }
+        }
         Scenario::BlackFriday => SustainedRun {
             purchases: black_friday::run(&api, &buyers, &products[0], &mut quantities, burst(cli))
                 .await?,
@@ -70,15 +88,29 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<Report> {
     };
 
     note(cli, "reading stock and purchases back");
+    let records = if cli.scenario == Scenario::Cart {
+        Records::OrderLines
+    } else {
+        Records::Purchases
+    };
     let read_back = read_back(
         &api,
         &admin,
         &products,
         &buyers,
+        records,
         cli.setup_concurrency,
         !cli.quiet,
     )
     .await?;
+    let reconcile = if cli.reconcile {
+        note(cli, "asking the server to reconcile");
+        setup::with_retries(|| api.reconcile(&admin))
+            .await
+            .context("GET /api/admin/reconcile")?
+    } else {
+        None
+    };
     let health = if cli.compare_health {
         note(cli, "measuring GET /health at the same concurrency");
         Some(
@@ -100,7 +132,10 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<Report> {
         config: &config,
         products: &products,
         purchases: &run.purchases,
+        per_product: lines.as_deref().unwrap_or(&run.purchases),
+        fairness: lines.is_none(),
         reads: &run.reads,
+        reconcile: reconcile.as_ref(),
         read_back: &read_back,
         health,
     });
@@ -127,7 +162,7 @@ fn write_outputs(cli: &Cli, report: &Report, run: &SustainedRun) -> anyhow::Resu
 fn buyer_plan(cli: &Cli) -> BuyerPlan {
     let run_length = match cli.scenario {
         Scenario::Sustained => cli.duration_s,
-        Scenario::BlackFriday | Scenario::MultiProduct => cli.window_ms / 1000 + 1,
+        Scenario::BlackFriday | Scenario::MultiProduct | Scenario::Cart => cli.window_ms / 1000 + 1,
     };
     BuyerPlan {
         prefix: cli.user_prefix.clone(),

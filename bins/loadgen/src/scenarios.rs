@@ -5,6 +5,7 @@
 //! sold out, anything else (or no answer) = other.
 
 pub(crate) mod black_friday;
+pub(crate) mod cart;
 pub(crate) mod multi_product;
 pub(crate) mod sustained;
 

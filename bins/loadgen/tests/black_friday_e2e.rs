@@ -293,3 +293,84 @@ fn black_friday_sells_exactly_the_stock(server: &Server) {
         "{again:#}"
     );
 }
+
+#[test]
+fn cart_in_memory_mode_is_whole_or_refused_and_reconciles() {
+    cart_is_whole_or_refused_and_reconciles(&Server::start(None));
+}
+
+#[test]
+fn cart_in_redis_mode_is_whole_or_refused_and_reconciles() {
+    let redis = lockstock_test_support::RedisServer::start();
+    cart_is_whole_or_refused_and_reconciles(&Server::start(Some(&redis.url())));
+}
+
+/// 150 baskets of 2–5 of 4 products (stock 40 each, more asked than there is): every
+/// order is answered 201 or 409, the per-product books balance (oversell 0, lost 0),
+/// and the server's own reconciliation is clean.
+fn cart_is_whole_or_refused_and_reconciles(server: &Server) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let json = work.path().join("report.json");
+    let base_url = server.base_url();
+    let json_path = json.to_str().expect("utf-8 path").to_owned();
+    let args = [
+        "cart",
+        "--base-url",
+        &base_url,
+        "--admin-username",
+        ADMIN_USERNAME,
+        "--admin-password",
+        ADMIN_PASSWORD,
+        "--products",
+        "4",
+        "--stock",
+        "40",
+        "--buyers",
+        "150",
+        "--quantity",
+        "1..2",
+        "--window-ms",
+        "300",
+        "--user-prefix",
+        "cart",
+        "--setup-concurrency",
+        "8",
+        "--retries-on-503",
+        "5",
+        "--reconcile",
+        "--json",
+        &json_path,
+        "--quiet",
+    ];
+    let (status, stdout, stderr) = loadgen(&args, work.path());
+    assert!(
+        status.success(),
+        "loadgen failed: {status}\n{stdout}\n{stderr}\n{}",
+        server.log_text()
+    );
+    let report = read_report(&json);
+    let context = format!("{report:#}\n{}", server.log_text());
+    assert_eq!(report["scenario"], "cart", "{context}");
+    assert_eq!(report["requests"], 150, "{context}");
+    let accepted = report["accepted"].as_u64().expect("accepted");
+    let refused = report["refused_sold_out"].as_u64().expect("refused");
+    assert_eq!(accepted + refused, 150, "{context}");
+    assert!(accepted > 0 && refused > 0, "{context}");
+    assert_eq!(
+        (report["oversell"].as_u64(), report["lost"].as_u64()),
+        (Some(0), Some(0)),
+        "{context}"
+    );
+    assert_eq!(report["reconcile"]["ok"], true, "{context}");
+    assert_eq!(report["ok"], true, "{context}");
+    // Every order line is one record of its product, keyed by its order.
+    assert_eq!(
+        report["units_recorded"], report["units_removed_from_stock"],
+        "{context}"
+    );
+    assert!(
+        report["purchase_records"].as_u64().unwrap_or(0) >= 2 * accepted,
+        "{context}"
+    );
+    assert!(stdout.contains("reconcile     clean"), "{stdout}");
+}

@@ -2,7 +2,7 @@
 
 use std::{error::Error as StdError, time::Duration};
 
-use crate::{IdempotencyKey, ProductId, ValidationErrors};
+use crate::{IdempotencyKey, ProductId, ShortLine, ValidationErrors};
 
 /// The storage backend failed; the operation's effect is unknown or absent.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +80,17 @@ pub enum ProductError {
         /// When a retry is sensible.
         retry_after: Duration,
     },
+    /// The idempotency key was already used by this admin for a different restock.
+    #[error("the idempotency key was already used for a different request")]
+    IdempotencyKeyReused,
+    /// A reply from storage was lost and could not be settled: the restock may or may
+    /// not have happened. Retrying with `operation_id` as the idempotency key replays
+    /// the real outcome (or restocks if it never happened) — never twice.
+    #[error("the outcome of the restock is unknown; retry with Idempotency-Key {operation_id}")]
+    OutcomeUnknown {
+        /// The request's idempotency key (the client's, or one the server made).
+        operation_id: IdempotencyKey,
+    },
     /// The backend failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -137,6 +148,59 @@ impl PurchaseError {
             PurchaseError::OutcomeUnknown { .. } => "outcome_unknown",
             PurchaseError::Invalid(_) => "invalid",
             PurchaseError::Store(_) => "store_error",
+        }
+    }
+}
+
+/// An order failed; nothing of it was bought.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// A product of the order does not exist (the smallest such id).
+    #[error("product {0} not found")]
+    ProductNotFound(ProductId),
+    /// Some lines asked for more units than were on hand: every such line.
+    #[error("insufficient stock for {} line(s)", lines.len())]
+    InsufficientStock {
+        /// Every short line, by product id.
+        lines: Vec<ShortLine>,
+    },
+    /// Some product's lock could not be acquired within the wait timeout. Nothing
+    /// was bought; retrying is safe.
+    #[error("a product is busy; retry in {retry_after:?}")]
+    LockTimeout {
+        /// When a retry is sensible.
+        retry_after: Duration,
+    },
+    /// The idempotency key was already used by this user for a different request.
+    #[error("the idempotency key was already used for a different request")]
+    IdempotencyKeyReused,
+    /// The outcome could not be learned (a reply was lost, or the order was
+    /// interrupted between lines): retrying with `operation_id` as the idempotency
+    /// key finishes it — replays it if it was made, makes it whole otherwise.
+    #[error("the outcome of the order is unknown; retry with Idempotency-Key {operation_id}")]
+    OutcomeUnknown {
+        /// The request's idempotency key (the client's, or one the server made).
+        operation_id: IdempotencyKey,
+    },
+    /// The order was invalid (e.g. checked again by an adapter).
+    #[error("invalid order: {0}")]
+    Invalid(ValidationErrors),
+    /// The backend failed before anything was changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OrderError {
+    /// Label for metrics (`lockstock_orders_total{outcome=...}`).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            OrderError::ProductNotFound(_) => "product_not_found",
+            OrderError::InsufficientStock { .. } => "insufficient_stock",
+            OrderError::LockTimeout { .. } => "lock_timeout",
+            OrderError::IdempotencyKeyReused => "idempotency_key_reused",
+            OrderError::OutcomeUnknown { .. } => "outcome_unknown",
+            OrderError::Invalid(_) => "invalid",
+            OrderError::Store(_) => "store_error",
         }
     }
 }

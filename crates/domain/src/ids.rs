@@ -50,6 +50,10 @@ id_type!(
     /// Identifier of a [`crate::Purchase`].
     PurchaseId
 );
+id_type!(
+    /// Identifier of a [`crate::Order`].
+    OrderId
+);
 
 impl PurchaseId {
     /// How many purchases one product can number: the low nine decimal digits
@@ -84,6 +88,37 @@ impl PurchaseId {
     }
 }
 
+impl OrderId {
+    /// How many orders one user can number: the low nine decimal digits of an
+    /// order id are the order's number among its buyer's orders.
+    pub const PER_USER: u64 = 1_000_000_000;
+
+    /// The id of `user`'s order number `sequence` (1-based): `user × 10⁹ +
+    /// sequence`. Orders are numbered per buyer so that an order's journal and
+    /// record live in its buyer's own storage (one Redis Cluster slot) and can be
+    /// found from the id alone. `None` when out of range.
+    pub fn compose(user: UserId, sequence: u64) -> Option<Self> {
+        if sequence == 0 || sequence >= Self::PER_USER {
+            return None;
+        }
+        user.0
+            .checked_mul(Self::PER_USER)
+            .and_then(|base| base.checked_add(sequence))
+            .map(Self)
+    }
+
+    /// The buyer of this order.
+    pub fn user(self) -> UserId {
+        UserId(self.0 / Self::PER_USER)
+    }
+
+    /// The order's number among its buyer's orders (0 only for ids that
+    /// [`OrderId::compose`] never makes).
+    pub fn sequence(self) -> u64 {
+        self.0 % Self::PER_USER
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +136,15 @@ mod tests {
         assert_eq!(PurchaseId::compose(ProductId(u64::MAX), 1), None);
         let last = PurchaseId::compose(ProductId(1), PurchaseId::PER_PRODUCT - 1).unwrap();
         assert_eq!(last.product(), ProductId(1));
+    }
+
+    #[test]
+    fn order_ids_name_their_buyer_and_number() {
+        let id = OrderId::compose(UserId(7), 3).unwrap();
+        assert_eq!(id, OrderId(7_000_000_003));
+        assert_eq!((id.user(), id.sequence()), (UserId(7), 3));
+        assert_eq!(OrderId::compose(UserId(7), 0), None);
+        assert_eq!(OrderId::compose(UserId(u64::MAX), 1), None);
     }
 
     #[test]

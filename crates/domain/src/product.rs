@@ -38,7 +38,7 @@ pub struct NewProduct {
 
 /// The stock accounting of one product.
 ///
-/// Invariant: `stock + sold == initial_stock + restocked`.
+/// Invariant: `stock + sold == initial_stock + restocked + adjusted`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StockLevel {
     /// The product.
@@ -51,6 +51,8 @@ pub struct StockLevel {
     pub initial_stock: u64,
     /// Units added by restocks since.
     pub restocked: u64,
+    /// Net units added (positive) or removed (negative) by stock-take adjustments.
+    pub adjusted: i64,
 }
 
 impl StockLevel {
@@ -62,12 +64,16 @@ impl StockLevel {
             sold: 0,
             initial_stock,
             restocked: 0,
+            adjusted: 0,
         }
     }
 
     /// True when the accounting adds up.
     pub fn is_consistent(&self) -> bool {
-        self.stock.checked_add(self.sold) == self.initial_stock.checked_add(self.restocked)
+        i128::from(self.stock) + i128::from(self.sold)
+            == i128::from(self.initial_stock)
+                + i128::from(self.restocked)
+                + i128::from(self.adjusted)
     }
 }
 
@@ -85,6 +91,10 @@ mod tests {
         level.stock += 5;
         assert!(!level.is_consistent());
         level.restocked += 5;
+        assert!(level.is_consistent());
+        level.stock -= 8;
+        assert!(!level.is_consistent());
+        level.adjusted -= 8;
         assert!(level.is_consistent());
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use crate::{IdempotencyKey, Money, Price, ProductId, PurchaseId, Quantity, UserId};
+use crate::{IdempotencyKey, Money, Price, ProductId, PurchaseId, Quantity, RequestId, UserId};
 
 /// A recorded purchase. Immutable once written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub struct PurchaseOrder {
     pub quantity: Quantity,
     /// Makes retries safe: the same key with the same order replays the first receipt.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The request that placed it (audit trail).
+    pub request_id: RequestId,
 }
 
 impl PurchaseOrder {
@@ -55,6 +57,22 @@ impl OrderFingerprint {
     /// The fingerprint of an order for `quantity` units of `product_id`.
     pub fn of(product_id: ProductId, quantity: u32) -> Self {
         Self(format!("p={product_id};q={quantity}"))
+    }
+
+    /// The fingerprint of a multi-product order (its merged lines, by product):
+    /// `order:<product>x<quantity>,…`. Never equal to a purchase's fingerprint.
+    pub fn of_lines(lines: &[(ProductId, u32)]) -> Self {
+        let lines: Vec<String> = lines
+            .iter()
+            .map(|(product, quantity)| format!("{product}x{quantity}"))
+            .collect();
+        Self(format!("order:{}", lines.join(",")))
+    }
+
+    /// The fingerprint of a restock of `units` (the product is in the record's
+    /// key): `restock:<units>`.
+    pub fn of_restock(units: u64) -> Self {
+        Self(format!("restock:{units}"))
     }
 
     /// Rebuilds a fingerprint read back from storage.
@@ -97,6 +115,7 @@ mod tests {
             product_id: ProductId(product),
             quantity: Quantity::parse(quantity, 100).unwrap(),
             idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+            request_id: RequestId::parse("test").unwrap(),
         };
         assert_eq!(
             order(1, 2, Some("a")).fingerprint(),

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use inventory_domain::ProductRepository;
 use inventory_domain::{
-    NewProduct, Price, ProductId, ProductName, PurchaseOrder, PurchaseService, Quantity, Stock,
-    UserId,
+    Actor, NewProduct, Price, ProductId, ProductName, PurchaseOrder, PurchaseService, Quantity,
+    RequestId, Stock, UserId,
 };
 use inventory_infra::redis::{RedisSettings, RedisStore};
 use lockstock_test_support::RedisServer;
@@ -36,12 +36,15 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn product(store: &RedisStore, name: &str) -> ProductId {
     store
-        .create(NewProduct {
-            name: ProductName::parse(name).unwrap(),
-            description: None,
-            price: Price::parse(100).unwrap(),
-            stock: Stock::parse(i64::try_from(Stock::MAX).unwrap()).unwrap(),
-        })
+        .create(
+            NewProduct {
+                name: ProductName::parse(name).unwrap(),
+                description: None,
+                price: Price::parse(100).unwrap(),
+                stock: Stock::parse(i64::try_from(Stock::MAX).unwrap()).unwrap(),
+            },
+            &Actor::new(UserId(1), RequestId::parse("bench").unwrap()),
+        )
         .await
         .unwrap()
         .id
@@ -53,6 +56,7 @@ fn order(product: ProductId, user: u64) -> PurchaseOrder {
         product_id: product,
         quantity: Quantity::parse(1, 100).unwrap(),
         idempotency_key: None,
+        request_id: RequestId::parse("bench").unwrap(),
     }
 }
 

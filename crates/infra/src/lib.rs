@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use inventory_domain::{HealthCheck, ProductRepository, PurchaseService, UserRepository};
+use inventory_domain::{
+    HealthCheck, OrderService, ProductRepository, PurchaseService, Reconciler, UserRepository,
+};
 
 mod lock_failure;
 pub mod memory;
@@ -20,6 +22,10 @@ pub struct Repositories {
     pub products: Arc<dyn ProductRepository>,
     /// Buying.
     pub purchases: Arc<dyn PurchaseService>,
+    /// Multi-product orders.
+    pub orders: Arc<dyn OrderService>,
+    /// Checks that stock, sales and audit trails agree.
+    pub reconciler: Arc<dyn Reconciler>,
     /// Readiness of the backing store.
     pub health: Arc<dyn HealthCheck>,
 }

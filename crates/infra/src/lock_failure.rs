@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use inventory_domain::{ProductError, PurchaseError, StoreError};
+use inventory_domain::{OrderError, ProductError, PurchaseError, StoreError};
 use inventory_lock::LockError;
 
 /// How long a client is asked to wait before retrying a locked operation that
@@ -58,6 +58,15 @@ impl From<LockFailure> for ProductError {
         match failure {
             LockFailure::Retryable { retry_after } => ProductError::LockTimeout { retry_after },
             LockFailure::Failed(error) => ProductError::Store(error),
+        }
+    }
+}
+
+impl From<LockFailure> for OrderError {
+    fn from(failure: LockFailure) -> Self {
+        match failure {
+            LockFailure::Retryable { retry_after } => OrderError::LockTimeout { retry_after },
+            LockFailure::Failed(error) => OrderError::Store(error),
         }
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use inventory_domain::{
-    IdempotencyKey, LockReadiness, NewProduct, NewUser, Page, Price, ProductError, ProductId,
-    ProductName, PurchaseError, PurchaseOrder, Quantity, RestockQuantity, Role, Stock, UserError,
-    UserId, Username,
+    Actor, IdempotencyKey, LockReadiness, NewProduct, NewUser, Page, Price, ProductError,
+    ProductId, ProductName, PurchaseError, PurchaseOrder, Quantity, RequestId, RestockOrder,
+    RestockQuantity, Role, Stock, UserError, UserId, Username,
 };
 use inventory_infra::Repositories;
 use inventory_infra::redis::{RedisSettings, RedlockSettings, connect, connect_redlock};
@@ -41,12 +41,15 @@ fn new_user(name: &str) -> NewUser {
 async fn product(repositories: &Repositories, name: &str, stock: i64) -> ProductId {
     repositories
         .products
-        .create(NewProduct {
-            name: ProductName::parse(name).unwrap(),
-            description: None,
-            price: Price::parse(1_999).unwrap(),
-            stock: Stock::parse(stock).unwrap(),
-        })
+        .create(
+            NewProduct {
+                name: ProductName::parse(name).unwrap(),
+                description: None,
+                price: Price::parse(1_999).unwrap(),
+                stock: Stock::parse(stock).unwrap(),
+            },
+            &admin(),
+        )
         .await
         .unwrap()
         .id
@@ -58,6 +61,18 @@ fn order(user: u64, product: ProductId, quantity: i64, key: Option<&str>) -> Pur
         product_id: product,
         quantity: Quantity::parse(quantity, 100).unwrap(),
         idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+        request_id: RequestId::parse("test").unwrap(),
+    }
+}
+
+fn admin() -> Actor {
+    Actor::new(UserId(1), RequestId::parse("test").unwrap())
+}
+
+fn restock(units: i64) -> RestockOrder {
+    RestockOrder {
+        quantity: RestockQuantity::parse(units).unwrap(),
+        idempotency_key: None,
     }
 }
 
@@ -87,12 +102,15 @@ async fn products_round_trip_and_names_are_unique() {
     let first = product(&fixture.repositories, "Widget", 5).await;
     let second = product(&fixture.repositories, "Gadget", 7).await;
     let duplicate = products
-        .create(NewProduct {
-            name: ProductName::parse("Widget").unwrap(),
-            description: None,
-            price: Price::parse(1).unwrap(),
-            stock: Stock::parse(1).unwrap(),
-        })
+        .create(
+            NewProduct {
+                name: ProductName::parse("Widget").unwrap(),
+                description: None,
+                price: Price::parse(1).unwrap(),
+                stock: Stock::parse(1).unwrap(),
+            },
+            &admin(),
+        )
         .await;
     assert!(matches!(duplicate, Err(ProductError::NameTaken)));
     let listed = products
@@ -216,9 +234,10 @@ async fn sold_out_does_not_consume_the_key_and_restock_keeps_the_books() {
     ));
     let level = repositories
         .products
-        .restock(id, RestockQuantity::parse(5).unwrap())
+        .restock(id, restock(5), &admin())
         .await
-        .unwrap();
+        .unwrap()
+        .level;
     assert_eq!(
         (level.stock, level.restocked, level.initial_stock),
         (6, 5, 1)
@@ -235,7 +254,7 @@ async fn sold_out_does_not_consume_the_key_and_restock_keeps_the_books() {
     assert!(level.is_consistent());
     let missing = repositories
         .products
-        .restock(ProductId(404), RestockQuantity::parse(1).unwrap())
+        .restock(ProductId(404), restock(1), &admin())
         .await;
     assert!(matches!(
         missing,
@@ -359,8 +378,16 @@ async fn redlock_mode_sells_under_the_quorum_and_fences_on_the_data_node() {
     assert_eq!(bought, 10, "{outcomes:?}");
     let level = repositories
         .products
-        .restock(id, RestockQuantity::parse(5).unwrap());
-    assert_eq!(level.await.unwrap().stock, 5);
+        .restock(
+            id,
+            RestockOrder {
+                quantity: RestockQuantity::parse(5).unwrap(),
+                idempotency_key: None,
+            },
+            &admin(),
+        )
+        .await;
+    assert_eq!(level.unwrap().level.stock, 5);
 
     // The data lives on the data node only, and every grant minted its fence there.
     let fence = fixture

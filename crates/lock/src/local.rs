@@ -20,6 +20,7 @@ use crate::error::LockError;
 use crate::guard::LockGuard;
 use crate::key::LockKey;
 use crate::lock::DistributedLock;
+use crate::multi::MultiGuard;
 use crate::options::AcquireOptions;
 use crate::queue::KeyedQueue;
 use crate::token::{FencingToken, LockToken, WaiterId};
@@ -88,6 +89,30 @@ impl LocalLock {
                 && slot.fence == guard.fencing_token().get()
         });
         if !current {
+            drop(table);
+            guard.mark_lost();
+            return Err(guard.lease_lost());
+        }
+        Ok(write())
+    }
+
+    /// Runs `write` only if every guard of `guards` still holds its lease, atomically
+    /// with those checks: the in-process counterpart of one guarded write per key
+    /// when the keys' data lives in one process. If any lease is gone, nothing runs
+    /// and that guard's `LeaseLost` is returned.
+    pub fn guarded_many<T>(
+        &self,
+        guards: &MultiGuard,
+        write: impl FnOnce() -> T,
+    ) -> Result<T, LockError> {
+        let table = self.backend.table();
+        let now = Instant::now();
+        let lost = guards.guards().iter().find(|guard| {
+            !table.get(guard.key()).is_some_and(|slot| {
+                slot.is_held_by(guard.token(), now) && slot.fence == guard.fencing_token().get()
+            })
+        });
+        if let Some(guard) = lost {
             drop(table);
             guard.mark_lost();
             return Err(guard.lease_lost());

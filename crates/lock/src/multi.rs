@@ -50,15 +50,12 @@ impl MultiGuard {
         Ok(())
     }
 
-    /// Releases every lock (all are attempted); returns the first error.
+    /// Releases every lock, all at once (releases cannot deadlock, so unlike
+    /// acquisitions they need no order); returns the first error in key order.
     pub async fn release(self) -> Result<(), LockError> {
-        let mut first_error = None;
-        for guard in self.guards {
-            if let Err(error) = guard.release().await {
-                first_error.get_or_insert(error);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        let results =
+            futures::future::join_all(self.guards.into_iter().map(LockGuard::release)).await;
+        results.into_iter().collect()
     }
 }
 

@@ -156,6 +156,12 @@ async fn exactly_the_stock_is_sold_to_a_thousand_buyers(mode: Mode) {
         .fold(0, |acc, n| async move { acc + n })
         .await;
     assert_eq!(records, 100);
+    let trail = app.audit(&admin, id).await;
+    assert_eq!(
+        trail.iter().filter(|e| e["kind"] == "purchase").count(),
+        100
+    );
+    app.assert_reconciled(&admin).await;
 }
 
 async fn random_quantities_sum_to_what_left(mode: Mode) {
@@ -204,4 +210,5 @@ async fn random_quantities_sum_to_what_left(mode: Mode) {
     // 1,000 buyers asking 1–5 units each drain 100 units to below the smallest refused ask.
     assert!(stock["stock"].as_u64().unwrap() < 5);
     assert!(purchases.len() >= 20);
+    app.assert_reconciled(&admin).await;
 }

@@ -584,6 +584,116 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// POST /api/orders with `items` as `(product_id, quantity)`.
+    pub(crate) async fn order(
+        &self,
+        token: &str,
+        items: &[(u64, i64)],
+        idempotency_key: Option<&str>,
+    ) -> Response {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(product, quantity)| json!({ "product_id": product, "quantity": quantity }))
+            .collect();
+        let mut request = self
+            .client
+            .post(self.url("/api/orders"))
+            .bearer_auth(token)
+            .json(&json!({ "items": items }));
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// POST /api/products/{id}/restock.
+    pub(crate) async fn restock(
+        &self,
+        admin: &str,
+        product_id: u64,
+        quantity: i64,
+        idempotency_key: Option<&str>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/api/products/{product_id}/restock")))
+            .bearer_auth(admin)
+            .json(&json!({ "quantity": quantity }));
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// POST /api/products/{id}/adjust.
+    pub(crate) async fn adjust(&self, admin: &str, product_id: u64, body: Value) -> Response {
+        self.client
+            .post(self.url(&format!("/api/products/{product_id}/adjust")))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The whole audit trail of a product, every page (checks the paging as it goes).
+    pub(crate) async fn audit(&self, admin: &str, product_id: u64) -> Vec<Value> {
+        let mut entries = Vec::new();
+        let mut path = format!("/api/products/{product_id}/audit?limit=7");
+        loop {
+            let page = self.read(admin, &path).await;
+            entries.extend(page["entries"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => {
+                    path = format!("/api/products/{product_id}/audit?limit=7&after={next}");
+                }
+                None => break,
+            }
+        }
+        entries
+    }
+
+    /// GET /api/admin/reconcile.
+    pub(crate) async fn reconcile(&self, admin: &str) -> Value {
+        self.read(admin, "/api/admin/reconcile").await
+    }
+
+    /// Asserts that reconciliation finds nothing to report.
+    pub(crate) async fn assert_reconciled(&self, admin: &str) {
+        let report = self.reconcile(admin).await;
+        assert_eq!(report["ok"], true, "{report}");
+        assert_eq!(report["differences"], json!([]), "{report}");
+    }
+
+    /// Runs `inventory-api reconcile` with this app's storage configuration; its exit
+    /// status and output.
+    pub(crate) async fn reconcile_cli(&self) -> (std::process::ExitStatus, String) {
+        let url = self.redis().map(RedisServer::url);
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(server_binary());
+            command
+                .arg("reconcile")
+                .env_clear()
+                .current_dir(std::env::temp_dir())
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("JWT_SECRET", JWT_SECRET)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null());
+            if let Some(url) = url {
+                command.env("REDIS_URL", url);
+            }
+            let output = command.output().expect("running inventory-api reconcile");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            (output.status, text)
+        })
+        .await
+        .unwrap()
+    }
+
     pub(crate) async fn get(&self, token: &str, path: &str) -> Response {
         self.client
             .get(self.url(path))

@@ -53,7 +53,7 @@ async fn admin_creates_and_anyone_logged_in_reads(mode: Mode) {
         .await;
     assert_eq!(
         stock,
-        json!({"product_id": created["id"], "stock": 100, "sold": 0, "initial_stock": 100, "restocked": 0})
+        json!({"product_id": created["id"], "stock": 100, "sold": 0, "initial_stock": 100, "restocked": 0, "adjusted": 0})
     );
     // Reading needs a token.
     let anonymous = app.client.get(app.url(&location)).send().await.unwrap();
@@ -253,7 +253,7 @@ async fn restock_adds_under_the_invariant(mode: Mode) {
     let level: Value = response.json().await.unwrap();
     assert_eq!(
         level,
-        json!({"product_id": id, "stock": 11, "sold": 4, "initial_stock": 10, "restocked": 5})
+        json!({"product_id": id, "stock": 11, "sold": 4, "initial_stock": 10, "restocked": 5, "adjusted": 0})
     );
     for bad in [json!(0), json!(-3), json!(1_000_000_001)] {
         assert_problem(restock(bad).await.unwrap(), 422, "validation-error").await;

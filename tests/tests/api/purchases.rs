@@ -429,6 +429,7 @@ async fn disconnected_buyers_buy_once_or_not_at_all(mode: Mode) {
         .await
         .unwrap();
     assert_eq!(listed.len() as u64, BUYERS);
+    app.assert_reconciled(&admin).await;
 }
 
 /// Redis freezes while a purchase without a key is committed: the buyer gets a
@@ -463,4 +464,5 @@ async fn an_unknown_outcome_names_an_operation_id_that_replays_it() {
         (stock["stock"].as_u64(), stock["sold"].as_u64()),
         (Some(7), Some(3))
     );
+    app.assert_reconciled(&admin).await;
 }

@@ -1,7 +1,9 @@
 //! HTTP handlers, one module per area. Each is parse → call → map.
 
+pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod orders;
 pub mod products;
 pub mod purchases;
 

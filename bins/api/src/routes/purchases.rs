@@ -7,7 +7,7 @@ use actix_web::{
 };
 use inventory_domain::{
     IdempotencyKey, ProductId, Purchase, PurchaseId, PurchaseOrder, PurchaseReceipt, Quantity,
-    ValidationError, ValidationErrors,
+    RequestId, ValidationError, ValidationErrors,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -19,6 +19,7 @@ use crate::{
     extract::{Json, integer},
     routes::PageQuery,
     state::AppState,
+    telemetry::CurrentRequest,
 };
 
 /// The optional idempotency header (IETF draft `Idempotency-Key`).
@@ -115,16 +116,14 @@ impl From<Purchase> for PurchaseResponse {
     }
 }
 
-fn parse_order(
+/// The optional `Idempotency-Key` header: `Some(None)` when absent, `None` (with
+/// the error recorded) when invalid or sent twice. Shared by every keyed route.
+pub(crate) fn idempotency_key(
     req: &HttpRequest,
-    caller: AuthUser,
-    body: PurchaseRequest,
-    max_quantity: u32,
-) -> Result<PurchaseOrder, ValidationErrors> {
-    let mut errors = ValidationErrors::new();
-    let quantity = errors.check(Quantity::parse(body.quantity, max_quantity));
+    errors: &mut ValidationErrors,
+) -> Option<Option<IdempotencyKey>> {
     let mut keys = req.headers().get_all(IDEMPOTENCY_KEY);
-    let idempotency_key = match (keys.next(), keys.next()) {
+    match (keys.next(), keys.next()) {
         (None, _) => Some(None),
         (Some(_), Some(_)) => {
             errors.push(ValidationError::new(
@@ -146,13 +145,26 @@ fn parse_order(
                     .and_then(IdempotencyKey::parse),
             )
             .map(Some),
-    };
+    }
+}
+
+fn parse_order(
+    req: &HttpRequest,
+    caller: AuthUser,
+    body: PurchaseRequest,
+    max_quantity: u32,
+    request_id: RequestId,
+) -> Result<PurchaseOrder, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let quantity = errors.check(Quantity::parse(body.quantity, max_quantity));
+    let idempotency_key = idempotency_key(req, &mut errors);
     match (quantity, idempotency_key) {
         (Some(quantity), Some(idempotency_key)) => Ok(PurchaseOrder {
             user_id: caller.id,
             product_id: ProductId(body.product_id),
             quantity,
             idempotency_key,
+            request_id,
         }),
         _ => Err(errors),
     }
@@ -198,10 +210,17 @@ fn parse_order(
 pub async fn create(
     caller: AuthUser,
     req: HttpRequest,
+    request: CurrentRequest,
     state: web::Data<AppState>,
     body: Json<PurchaseRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = parse_order(&req, caller, body.into_inner(), state.max_purchase_quantity)?;
+    let order = parse_order(
+        &req,
+        caller,
+        body.into_inner(),
+        state.max_purchase_quantity,
+        request.0,
+    )?;
     let product_id = order.product_id;
     let result = state.repos.purchases.purchase(order).await;
     let outcome = match &result {

@@ -3,7 +3,7 @@
 //! fencing, guarded writes), so development mode exercises the same purchase path.
 
 use inventory_domain::ProductId;
-use inventory_lock::{AcquireOptions, DistributedLock, LocalLock, LockGuard, LockKey};
+use inventory_lock::{AcquireOptions, DistributedLock, LocalLock, LockGuard, LockKey, MultiGuard};
 
 use super::MemorySettings;
 use crate::lock_failure::LockFailure;
@@ -27,6 +27,37 @@ impl ProductLocks {
             .acquire(&key(product), &self.options)
             .await
             .map_err(|error| LockFailure::classify(&error, "taking a product lock"))
+    }
+
+    /// Waits (sorted, all or nothing, up to the configured timeout) for every
+    /// product's lock.
+    pub(super) async fn acquire_many(
+        &self,
+        products: impl Iterator<Item = ProductId>,
+    ) -> Result<MultiGuard, LockFailure> {
+        let keys: Vec<LockKey> = products.map(key).collect();
+        self.lock
+            .acquire_many(&keys, &self.options)
+            .await
+            .map_err(|error| LockFailure::classify(&error, "taking product locks"))
+    }
+
+    /// Runs `write` only if every guard of `guards` still holds its lease.
+    pub(super) fn guarded_many<T>(
+        &self,
+        guards: &MultiGuard,
+        write: impl FnOnce() -> T,
+    ) -> Result<T, LockFailure> {
+        self.lock
+            .guarded_many(guards, write)
+            .map_err(|error| LockFailure::classify(&error, "writing under product locks"))
+    }
+
+    /// Releases every lock of the set now.
+    pub(super) async fn release_many(&self, guards: MultiGuard) {
+        if let Err(error) = guards.release().await {
+            tracing::warn!(%error, "a product lock was no longer held at release");
+        }
     }
 
     /// Runs `write` only if `guard` still holds the lock with the newest fencing token:

@@ -1,14 +1,17 @@
 //! In-memory adapters: the whole store in one process, for development mode and tests.
 //!
 //! They behave like the Redis adapters (unique names, stock accounting, idempotency,
-//! newest-first listings, counter ids), and purchases and restocks take the product's
-//! lock from `inventory-lock` like the Redis adapters do, so development mode exercises
-//! the same queueing. Nothing survives a restart.
+//! newest-first listings, counter ids, audit trails, reconciliation), and purchases,
+//! orders, restocks and adjustments take the products' locks from `inventory-lock` like
+//! the Redis adapters do, so development mode exercises the same queueing. Nothing
+//! survives a restart.
 
 mod idempotency;
 mod locks;
+mod orders;
 mod products;
 mod purchases;
+mod reconcile;
 mod state;
 mod users;
 
@@ -87,6 +90,8 @@ impl MemoryStore {
             users: store.clone(),
             products: store.clone(),
             purchases: store.clone(),
+            orders: store.clone(),
+            reconciler: store.clone(),
             health: store,
         }
     }

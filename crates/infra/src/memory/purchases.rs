@@ -5,14 +5,19 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use inventory_domain::{
-    Page, Purchase, PurchaseError, PurchaseId, PurchaseOrder, PurchaseReceipt, PurchaseService,
-    StoreError, UserId,
+    AuditKind, Page, Purchase, PurchaseError, PurchaseId, PurchaseOrder, PurchaseReceipt,
+    PurchaseService, StoreError, UserId,
 };
 use inventory_lock::{Abandoned, Committer, LocalLock, LockError, LockGuard};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::{MemoryStore, idempotency::IdempotencyRecord, lock_state, locks, state::State};
+use super::{
+    MemoryStore,
+    idempotency::{IdempotencyRecord, Made},
+    lock_state, locks,
+    state::{Change, State},
+};
 use crate::lock_failure::LockFailure;
 
 #[async_trait]
@@ -68,12 +73,13 @@ impl Committer for MemoryBatches {
     type Output = Result<PurchaseReceipt, PurchaseError>;
 
     async fn commit(&self, guard: &LockGuard, orders: &[PurchaseOrder]) -> Vec<Self::Output> {
+        let fence = guard.fencing_token().get();
         let applied = self.lock.guarded(guard, || {
             let mut state = lock_state(&self.state);
             let now = OffsetDateTime::now_utc();
             orders
                 .iter()
-                .map(|order| commit_one(&mut state, order, now))
+                .map(|order| commit_one(&mut state, order, now, fence))
                 .collect()
         });
         match applied {
@@ -96,6 +102,7 @@ fn commit_one(
     state: &mut State,
     order: &PurchaseOrder,
     now: OffsetDateTime,
+    fence: u64,
 ) -> Result<PurchaseReceipt, PurchaseError> {
     let fingerprint = order.fingerprint();
     let record_key = order
@@ -106,22 +113,24 @@ fn commit_one(
         && let Some(record) = state.idempotency.get(record_key)
         && record.is_live(Instant::now())
     {
+        let Made::Purchase {
+            id,
+            remaining_stock,
+        } = record.made
+        else {
+            return Err(PurchaseError::IdempotencyKeyReused);
+        };
         if record.fingerprint != fingerprint {
             return Err(PurchaseError::IdempotencyKeyReused);
         }
-        let purchase = state
-            .purchases
-            .get(&record.purchase_id)
-            .cloned()
-            .ok_or_else(|| {
-                StoreError::corrupt(format!(
-                    "idempotency record points at missing purchase {}",
-                    record.purchase_id
-                ))
-            })?;
+        let purchase = state.purchases.get(&id).cloned().ok_or_else(|| {
+            StoreError::corrupt(format!(
+                "idempotency record points at missing purchase {id}"
+            ))
+        })?;
         return Ok(PurchaseReceipt {
             purchase,
-            remaining_stock: record.remaining_stock,
+            remaining_stock,
             replayed: true,
         });
     }
@@ -148,6 +157,18 @@ fn commit_one(
     product.level.sold += u64::from(requested);
     product.product.stock = product.level.stock;
     product.product.updated_at = now;
+    product.audit(
+        Change {
+            kind: AuditKind::Purchase,
+            actor: order.user_id,
+            quantity: -i64::from(requested),
+            fence: Some(fence),
+            request_id: order.request_id.as_str(),
+            reference: Some(id.get()),
+            reason: None,
+        },
+        now,
+    );
     let remaining_stock = product.level.stock;
     crate::metrics::stock(order.product_id, remaining_stock);
 
@@ -169,7 +190,13 @@ fn commit_one(
     if let Some(record_key) = record_key {
         state.idempotency.insert(
             record_key,
-            IdempotencyRecord::new(fingerprint, id, remaining_stock),
+            IdempotencyRecord::new(
+                fingerprint,
+                Made::Purchase {
+                    id,
+                    remaining_stock,
+                },
+            ),
         );
     }
     Ok(PurchaseReceipt {
@@ -185,8 +212,8 @@ mod tests {
 
     use futures::future::join_all;
     use inventory_domain::{
-        IdempotencyKey, NewProduct, Price, ProductId, ProductName, ProductRepository, Quantity,
-        Stock,
+        Actor, IdempotencyKey, NewProduct, Price, ProductId, ProductName, ProductRepository,
+        Quantity, RequestId, Stock,
     };
 
     use super::*;
@@ -209,6 +236,7 @@ mod tests {
                 price: Price::parse(250).unwrap(),
                 stock: Stock::parse(stock).unwrap(),
             },
+            &Actor::new(UserId(1), RequestId::parse("test").unwrap()),
         )
         .await
         .unwrap();
@@ -230,6 +258,7 @@ mod tests {
             product_id: product,
             quantity: Quantity::parse(quantity, 100).unwrap(),
             idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+            request_id: RequestId::parse("test").unwrap(),
         }
     }
 

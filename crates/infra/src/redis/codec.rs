@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use inventory_domain::{
-    Description, Email, Price, Product, ProductId, ProductName, Role, StockLevel, StoreError, User,
-    UserId, Username,
+    AuditCursor, AuditEntry, AuditKind, Description, Email, Price, Product, ProductId, ProductName,
+    Role, StockLevel, StoreError, User, UserId, Username,
 };
 use time::OffsetDateTime;
 
@@ -102,6 +102,10 @@ pub(crate) fn stock_level(fields: &Fields) -> Result<StockLevel, StoreError> {
         sold: record.parse("sold")?,
         initial_stock: record.parse("initial_stock")?,
         restocked: record.parse("restocked")?,
+        // Products created before adjustments existed have none.
+        adjusted: record
+            .optional("adjusted")
+            .map_or(Ok(0), |_| record.parse("adjusted"))?,
     };
     if !level.is_consistent() {
         return Err(StoreError::corrupt(format!(
@@ -110,6 +114,35 @@ pub(crate) fn stock_level(fields: &Fields) -> Result<StockLevel, StoreError> {
         )));
     }
     Ok(level)
+}
+
+/// One entry of a product's audit trail, as `XRANGE` returns it: the entry id
+/// and its field/value list.
+pub(crate) fn audit_entry(id: &str, pairs: &[String]) -> Result<AuditEntry, StoreError> {
+    let fields: Fields = pairs
+        .chunks_exact(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    let record = Record::new("audit entry", &fields);
+    Ok(AuditEntry {
+        id: AuditCursor::parse(id)
+            .map_err(|_| StoreError::corrupt(format!("audit entry id {id:?} is malformed")))?,
+        kind: record.valid("kind", |raw| raw.parse::<AuditKind>())?,
+        actor: UserId(record.parse("actor")?),
+        quantity: record.parse("quantity")?,
+        stock_after: record.parse("stock_after")?,
+        fence: record
+            .optional("fence")
+            .map(|_| record.parse("fence"))
+            .transpose()?,
+        request_id: record.raw("request_id")?.to_owned(),
+        at: record.time("at")?,
+        reference: record
+            .optional("ref")
+            .map(|_| record.parse("ref"))
+            .transpose()?,
+        reason: record.optional("reason").map(str::to_owned),
+    })
 }
 
 /// Milliseconds since the Unix epoch, as stored.
@@ -136,6 +169,39 @@ mod tests {
     fn times_round_trip_at_millisecond_precision() {
         let now = now();
         assert_eq!(time_from_unix_ms(unix_ms(now)), Some(now));
+    }
+
+    #[test]
+    fn audit_entries_decode_with_optional_fields() {
+        let pairs: Vec<String> = [
+            "kind",
+            "adjust",
+            "actor",
+            "1",
+            "quantity",
+            "-4",
+            "stock_after",
+            "6",
+            "fence",
+            "9",
+            "request_id",
+            "r-1",
+            "at",
+            "1700000000000",
+            "reason",
+            "count",
+        ]
+        .map(String::from)
+        .to_vec();
+        let entry = audit_entry("1700000000000-3", &pairs).unwrap();
+        assert_eq!(entry.kind, AuditKind::Adjust);
+        assert_eq!(
+            (entry.quantity, entry.stock_after, entry.fence),
+            (-4, 6, Some(9))
+        );
+        assert_eq!(entry.reason.as_deref(), Some("count"));
+        assert_eq!(entry.reference, None);
+        assert!(audit_entry("x", &pairs).is_err());
     }
 
     #[test]

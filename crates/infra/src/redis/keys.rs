@@ -1,12 +1,13 @@
 //! Every Redis key lockstock uses, in one place (layout: docs/ARCHITECTURE.md).
 //!
 //! A product's keys share the hash tag `{product:<id>}` so that its data, lock,
-//! fencing counter, purchase records, purchase log and idempotency records are
-//! touched by one script (and, on a cluster, live in one slot). A user's
-//! purchase index and idempotency-key claims share the tag `{user:<id>}`; they
-//! are written in a separate step, never in the same script as a product's keys.
+//! fencing counter, purchase records, purchase log, order lines, audit trail and
+//! idempotency records are touched by one script (and, on a cluster, live in one
+//! slot). A user's purchase index, idempotency-key claims and orders (journal,
+//! records, index) share the tag `{user:<id>}`; they are written in separate
+//! steps, never in the same script as a product's keys.
 
-use inventory_domain::{IdempotencyKey, ProductId, UserId, Username};
+use inventory_domain::{IdempotencyKey, OrderId, ProductId, UserId, Username};
 use inventory_lock::LockKey;
 
 /// Counter of user ids.
@@ -71,6 +72,38 @@ pub(crate) fn idempotency_claim(user: UserId, key: &IdempotencyKey) -> String {
     format!("{}:idem:{}", user_tag(user), key.as_str())
 }
 
+/// Counter of a user's orders (the low digits of their order ids).
+pub(crate) fn user_order_seq(user: UserId) -> String {
+    format!("{}:orders:next", user_tag(user))
+}
+
+/// Hash of a user's orders: order number → the order as JSON (its journal while
+/// pending, the record once committed).
+pub(crate) fn user_order_records(user: UserId) -> String {
+    format!("{}:order-records", user_tag(user))
+}
+
+/// Hash of a user's orders: order number → `pending`, `committed` or `aborted`.
+pub(crate) fn user_order_status(user: UserId) -> String {
+    format!("{}:order-status", user_tag(user))
+}
+
+/// Sorted set of a user's committed order ids, scored by commit time (unix ms).
+pub(crate) fn user_orders(user: UserId) -> String {
+    format!("{}:orders", user_tag(user))
+}
+
+/// Set of a user's pending order numbers: journals whose lines may be half
+/// applied (reconcile finishes them).
+pub(crate) fn user_orders_pending(user: UserId) -> String {
+    format!("{}:orders:pending", user_tag(user))
+}
+
+/// A user's idempotency key → the number of the order made under it.
+pub(crate) fn order_idempotency(user: UserId, key: &IdempotencyKey) -> String {
+    format!("{}:order-idem:{}", user_tag(user), key.as_str())
+}
+
 /// The hash tag of everything belonging to one product.
 fn product_tag(id: ProductId) -> String {
     format!("{{product:{id}}}")
@@ -108,6 +141,42 @@ pub(crate) fn purchase_idempotency(
     format!("{}:idem:{user}:{}", product_tag(product), key.as_str())
 }
 
+/// Hash of the order lines applied to a product: order id → the line as JSON.
+/// Makes applying a line idempotent by order id.
+pub(crate) fn order_lines(id: ProductId) -> String {
+    format!("{}:order-lines", product_tag(id))
+}
+
+/// Hash of the order lines rolled back (or refused before they were applied) by
+/// recovery: order id → what was undone. A line listed here is never applied.
+pub(crate) fn order_lines_undone(id: ProductId) -> String {
+    format!("{}:order-lines-undone", product_tag(id))
+}
+
+/// The product's audit trail: a stream, one entry per stock change.
+pub(crate) fn product_audit(id: ProductId) -> String {
+    format!("{}:audit", product_tag(id))
+}
+
+/// The idempotency record of (admin, key) for restocks of one product:
+/// fingerprint and the stock accounting answered.
+pub(crate) fn restock_idempotency(
+    product: ProductId,
+    user: UserId,
+    key: &IdempotencyKey,
+) -> String {
+    format!(
+        "{}:restock-idem:{user}:{}",
+        product_tag(product),
+        key.as_str()
+    )
+}
+
+/// The order id as stored in product-side records.
+pub(crate) fn order_field(order: OrderId) -> String {
+    order.get().to_string()
+}
+
 /// The product's lock (its fencing counter is derived by `inventory-lock`).
 pub(crate) fn product_lock(id: ProductId) -> LockKey {
     // Always valid: short, ASCII, no control characters.
@@ -126,6 +195,13 @@ mod tests {
         assert_eq!(product_lock(id).as_str(), "{product:42}:lock");
         assert_eq!(product_lock(id).fence_key(), "{product:42}:lock:fence");
         assert_eq!(purchase_records(id), "{product:42}:purchase-records");
+        assert_eq!(order_lines(id), "{product:42}:order-lines");
+        assert_eq!(order_lines_undone(id), "{product:42}:order-lines-undone");
+        assert_eq!(product_audit(id), "{product:42}:audit");
+        assert_eq!(
+            restock_idempotency(id, UserId(1), &IdempotencyKey::parse("k").unwrap()),
+            "{product:42}:restock-idem:1:k"
+        );
         let key = IdempotencyKey::parse("a}{b").unwrap();
         assert_eq!(
             purchase_idempotency(id, UserId(7), &key),
@@ -151,5 +227,11 @@ mod tests {
         let key = IdempotencyKey::parse("k").unwrap();
         assert_eq!(user_purchases(UserId(7)), "{user:7}:purchases");
         assert_eq!(idempotency_claim(UserId(7), &key), "{user:7}:idem:k");
+        assert_eq!(order_idempotency(UserId(7), &key), "{user:7}:order-idem:k");
+        assert_eq!(user_order_seq(UserId(7)), "{user:7}:orders:next");
+        assert_eq!(user_order_records(UserId(7)), "{user:7}:order-records");
+        assert_eq!(user_order_status(UserId(7)), "{user:7}:order-status");
+        assert_eq!(user_orders(UserId(7)), "{user:7}:orders");
+        assert_eq!(user_orders_pending(UserId(7)), "{user:7}:orders:pending");
     }
 }

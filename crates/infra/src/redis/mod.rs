@@ -21,9 +21,12 @@
 
 mod codec;
 mod keys;
+mod order_scripts;
+mod orders;
 mod products;
 mod purchase_batch;
 mod purchases;
+mod reconcile;
 mod redlock;
 mod scripts;
 mod users;
@@ -236,6 +239,8 @@ impl RedisStore {
             users: store.clone(),
             products: store.clone(),
             purchases: store.clone(),
+            orders: store.clone(),
+            reconciler: store.clone(),
             health: store,
         }
     }

@@ -166,6 +166,11 @@ impl PurchaseBatches {
     pub(crate) fn new(data: ConnectionManager, fused: Option<RedisLock>) -> Self {
         Self { data, fused }
     }
+
+    /// The lock, when it lives on the data node and fused steps are possible.
+    pub(crate) fn fused_lock(&self) -> Option<&RedisLock> {
+        self.fused.as_ref()
+    }
 }
 
 #[async_trait]
@@ -425,6 +430,7 @@ fn fill<A: ScriptArgs>(invocation: A, live: &[&PurchaseItem], now: OffsetDateTim
         .key(keys::product_purchases(product))
         .key(keys::purchase_records(product))
         .key(keys::purchase_numbers(product))
+        .key(keys::product_audit(product))
         .arg(codec::unix_ms(now))
         .arg(product.get());
     for item in live {
@@ -434,7 +440,8 @@ fn fill<A: ScriptArgs>(invocation: A, live: &[&PurchaseItem], now: OffsetDateTim
             .arg(item.order.user_id.get())
             .arg(item.fingerprint.as_str())
             .arg(millis(item.record_ttl))
-            .arg(item.operation_id.as_str());
+            .arg(item.operation_id.as_str())
+            .arg(item.order.request_id.as_str());
     }
     invocation
 }

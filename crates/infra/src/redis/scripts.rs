@@ -13,9 +13,11 @@ use redis::Script;
 /// fused acquire → write → release step), committed in order.
 ///
 /// KEYS: 1 product hash · 2 product purchase log · 3 product purchase records ·
-///       4 product purchase numbers · 4 + i the idempotency record of item i
-/// ARGV: 1 now (unix ms) · 2 product id · then five per item, from 3 + 5(i − 1):
-///       quantity · user id · order fingerprint · record TTL (ms) · operation id
+///       4 product purchase numbers · 5 product audit trail · 5 + i the idempotency
+///       record of item i
+/// ARGV: 1 now (unix ms) · 2 product id · then six per item, from 3 + 6(i − 1):
+///       quantity · user id · order fingerprint · record TTL (ms) · operation id ·
+///       request id
 ///
 /// Returns one reply per item: `{'created', remaining, record}`,
 /// `{'replay', remaining, record}`, `{'key-reused'}`, `{'no-product'}` or
@@ -28,9 +30,10 @@ use redis::Script;
 /// sold-out item is refused with the units left at its turn, and an item that
 /// fits after a refused one is still served. Every unit that leaves the stock
 /// has exactly one purchase record (under `<user>:<operation id>`, the name the
-/// buyer's index already carries), number, log entry and idempotency record,
-/// written in this one atomic script; a refused item writes nothing (and so
-/// does not consume its key). Every key is in the product's hash slot.
+/// buyer's index already carries), number, log entry, audit entry and
+/// idempotency record, written in this one atomic script; a refused item
+/// writes nothing (and so does not consume its key). Every key is in the
+/// product's hash slot.
 ///
 /// Numbers: ids and counts are handled as strings or integers below 2^53 (stock
 /// and sequence numbers are bounded far below), so Lua's doubles stay exact;
@@ -44,11 +47,11 @@ local price = product[2]
 local seq = tonumber(product[3] or '0')
 local sold = 0
 local replies = {}
-for i = 1, #KEYS - 4 do
-  local a = 3 + 5 * (i - 1)
+for i = 1, #KEYS - 5 do
+  local a = 3 + 6 * (i - 1)
   local quantity, user, fingerprint = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
-  local ttl, operation = ARGV[a + 3], ARGV[a + 4]
-  local record_key = KEYS[4 + i]
+  local ttl, operation, request = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local record_key = KEYS[5 + i]
   local existing = redis.call('HMGET', record_key, 'fingerprint', 'remaining', 'purchase')
   if existing[1] then
     if existing[1] == fingerprint then
@@ -72,6 +75,9 @@ for i = 1, #KEYS - 4 do
     redis.call('HSET', KEYS[3], field, record)
     redis.call('HSET', KEYS[4], seq, field)
     redis.call('RPUSH', KEYS[2], id)
+    redis.call('XADD', KEYS[5], '*', 'kind', 'purchase', 'actor', user, 'quantity', -quantity,
+      'stock_after', stock, 'fence', string.format('%d', FENCE), 'request_id', request,
+      'at', ARGV[1], 'ref', id)
     redis.call('HSET', record_key, 'fingerprint', fingerprint, 'remaining', stock, 'purchase', record)
     redis.call('PEXPIRE', record_key, ttl)
     replies[i] = {'created', stock, record}
@@ -101,16 +107,28 @@ return redis.call('HGET', KEYS[2], field)
     )
 });
 
-/// A restock, under the product's lock.
+/// A restock, under the product's lock (or as one fused acquire → write →
+/// release step), with its idempotency record and audit entry.
 ///
-/// KEYS: 1 product hash · ARGV: 1 units to add · 2 stock limit · 3 now (unix ms)
+/// KEYS: 1 product hash · 2 product audit trail · 3 the idempotency record
+/// ARGV: 1 units to add · 2 stock limit · 3 now (unix ms) · 4 actor (user id) ·
+///       5 request id · 6 fingerprint · 7 record TTL (ms)
 ///
-/// Returns `{'ok', stock, sold, initial_stock, restocked}`, `{'no-product'}` or
-/// `{'limit', stock}`. Adding to `stock` and `restocked` together keeps
-/// stock + sold = initial_stock + restocked.
+/// Returns `{'ok', level}`, `{'replay', level}` (the record holds this
+/// fingerprint: nothing added), `{'key-reused'}`, `{'no-product'}` or
+/// `{'limit', stock}`, where `level` is `stock,sold,initial_stock,restocked,adjusted`.
+/// Adding to `stock` and `restocked` together keeps
+/// stock + sold = initial_stock + restocked + adjusted. The record is written in
+/// the same script as the units, so a retry after a lost reply finds it and adds
+/// nothing; a refused restock writes no record (and does not consume its key).
 pub(crate) static RESTOCK: LazyLock<GuardedScript> = LazyLock::new(|| {
     GuardedScript::new(
         r"
+local existing = redis.call('HMGET', KEYS[3], 'fingerprint', 'level')
+if existing[1] then
+  if existing[1] == ARGV[6] then return {'replay', existing[2]} end
+  return {'key-reused'}
+end
 local stock = redis.call('HGET', KEYS[1], 'stock')
 if not stock then return {'no-product'} end
 if tonumber(stock) + tonumber(ARGV[1]) > tonumber(ARGV[2]) then
@@ -119,8 +137,38 @@ end
 redis.call('HINCRBY', KEYS[1], 'stock', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'restocked', ARGV[1])
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
-local level = redis.call('HMGET', KEYS[1], 'stock', 'sold', 'initial_stock', 'restocked')
-return {'ok', level[1], level[2], level[3], level[4]}
+local l = redis.call('HMGET', KEYS[1], 'stock', 'sold', 'initial_stock', 'restocked', 'adjusted')
+local level = l[1] .. ',' .. l[2] .. ',' .. l[3] .. ',' .. l[4] .. ',' .. (l[5] or '0')
+redis.call('HSET', KEYS[3], 'fingerprint', ARGV[6], 'level', level)
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
+redis.call('XADD', KEYS[2], '*', 'kind', 'restock', 'actor', ARGV[4], 'quantity', ARGV[1],
+  'stock_after', l[1], 'fence', string.format('%d', FENCE), 'request_id', ARGV[5], 'at', ARGV[3])
+return {'ok', level}
+",
+    )
+});
+
+/// A stock-take, under the product's lock: the stock becomes the counted units,
+/// and the difference is booked as `adjusted` (so the accounting still adds up).
+///
+/// KEYS: 1 product hash · 2 product audit trail
+/// ARGV: 1 counted units · 2 now (unix ms) · 3 actor (user id) · 4 request id · 5 reason
+///
+/// Returns `{'ok', level}` (as for [`RESTOCK`]) or `{'no-product'}`.
+pub(crate) static ADJUST: LazyLock<GuardedScript> = LazyLock::new(|| {
+    GuardedScript::new(
+        r"
+local stock = redis.call('HGET', KEYS[1], 'stock')
+if not stock then return {'no-product'} end
+local delta = tonumber(ARGV[1]) - tonumber(stock)
+redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'updated_at', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'adjusted', delta)
+local l = redis.call('HMGET', KEYS[1], 'stock', 'sold', 'initial_stock', 'restocked', 'adjusted')
+local level = l[1] .. ',' .. l[2] .. ',' .. l[3] .. ',' .. l[4] .. ',' .. (l[5] or '0')
+redis.call('XADD', KEYS[2], '*', 'kind', 'adjust', 'actor', ARGV[3],
+  'quantity', string.format('%d', delta), 'stock_after', ARGV[1],
+  'fence', string.format('%d', FENCE), 'request_id', ARGV[4], 'at', ARGV[2], 'reason', ARGV[5])
+return {'ok', level}
 ",
     )
 });
@@ -146,22 +194,26 @@ return 1
     )
 });
 
-/// Catalogue entry: claim the name, write the product, index it — or nothing.
+/// Catalogue entry: claim the name, write the product, index it, open its audit
+/// trail with the initial stock — or nothing.
 ///
-/// KEYS: 1 name claim · 2 product hash · 3 product index
+/// KEYS: 1 name claim · 2 product hash · 3 product index · 4 product audit trail
 /// ARGV: 1 id · 2 name · 3 price · 4 stock · 5 now (unix ms) · 6 description
-///       · 7 '1' when a description is given
+///       · 7 '1' when a description is given · 8 actor (user id) · 9 request id
 ///
-/// Returns 1 when created, 0 when the name is taken.
+/// Returns 1 when created, 0 when the name is taken. The `create` entry has no
+/// fence: nobody can hold the lock of a product that does not exist yet.
 pub(crate) static CREATE_PRODUCT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'name', ARGV[2], 'price', ARGV[3],
-  'stock', ARGV[4], 'sold', 0, 'initial_stock', ARGV[4], 'restocked', 0,
+  'stock', ARGV[4], 'sold', 0, 'initial_stock', ARGV[4], 'restocked', 0, 'adjusted', 0,
   'created_at', ARGV[5], 'updated_at', ARGV[5])
 if ARGV[7] == '1' then redis.call('HSET', KEYS[2], 'description', ARGV[6]) end
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[1])
+redis.call('XADD', KEYS[4], '*', 'kind', 'create', 'actor', ARGV[8], 'quantity', ARGV[4],
+  'stock_after', ARGV[4], 'request_id', ARGV[9], 'at', ARGV[5])
 return 1
 ",
     )

@@ -103,3 +103,28 @@ async fn leases_follow_tokio_time() {
     assert!(lock.guarded(&guard, || ()).unwrap_err().is_lease_lost());
     assert!(lock.guarded(&next, || ()).is_ok());
 }
+
+/// `guarded_many` writes only while every lease of the set holds: one expired
+/// key among three is enough to refuse the write, and nothing runs.
+#[tokio::test(start_paused = true)]
+async fn guarded_many_needs_every_lease() {
+    let lock = LocalLock::new();
+    let keys = [key("m-c"), key("m-a"), key("m-b")];
+    let set = lock
+        .acquire_many(&keys, &options().with_ttl(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(lock.guarded_many(&set, || 7).unwrap(), 7);
+    // Another holder takes one key once its lease ran out.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let thief = lock
+        .try_acquire(&key("m-b"), &options())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ran = false;
+    let refused = lock.guarded_many(&set, || ran = true).unwrap_err();
+    assert!(refused.is_lease_lost());
+    assert!(!ran, "a write ran without every lease");
+    assert!(lock.guarded(&thief, || ()).is_ok());
+}

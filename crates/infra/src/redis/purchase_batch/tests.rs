@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use inventory_domain::{
-    IdempotencyKey, NewProduct, Price, ProductId, ProductName, ProductRepository, PurchaseError,
-    PurchaseOrder, PurchaseReceipt, PurchaseService, Quantity, Stock, UserId,
+    Actor, IdempotencyKey, NewProduct, Price, ProductId, ProductName, ProductRepository,
+    PurchaseError, PurchaseOrder, PurchaseReceipt, PurchaseService, Quantity, RequestId, Stock,
+    UserId,
 };
 use inventory_lock::{AcquireOptions, Committer, DistributedLock, RedisLock};
 use lockstock_test_support::RedisServer;
@@ -29,6 +30,7 @@ async fn product(store: &RedisStore, stock: i64) -> ProductId {
             price: Price::parse(250).unwrap(),
             stock: Stock::parse(stock).unwrap(),
         },
+        &Actor::new(UserId(1), RequestId::parse("test").unwrap()),
     )
     .await
     .unwrap()
@@ -41,6 +43,7 @@ fn order(user: u64, product: ProductId, quantity: i64, key: Option<&str>) -> Pur
         product_id: product,
         quantity: Quantity::parse(quantity, 100).unwrap(),
         idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+        request_id: RequestId::parse("test").unwrap(),
     }
 }
 
@@ -280,7 +283,14 @@ async fn an_order_is_answered_with_the_stock_at_its_turn() {
             admins_process
                 .restock(
                     product,
-                    inventory_domain::RestockQuantity::parse(5).unwrap(),
+                    inventory_domain::RestockOrder {
+                        quantity: inventory_domain::RestockQuantity::parse(5).unwrap(),
+                        idempotency_key: None,
+                    },
+                    &inventory_domain::Actor::new(
+                        UserId(99),
+                        inventory_domain::RequestId::parse("restock").unwrap(),
+                    ),
                 )
                 .await
         }
@@ -310,7 +320,7 @@ async fn an_order_is_answered_with_the_stock_at_its_turn() {
         tokio::task::yield_now().await;
     }
     holder.release().await.unwrap();
-    assert_eq!(restock.await.unwrap().unwrap().stock, 5);
+    assert_eq!(restock.await.unwrap().unwrap().level.stock, 5);
     let bought = purchase.await.unwrap().unwrap();
     assert_eq!(bought.remaining_stock, 4);
 }
