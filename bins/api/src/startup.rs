@@ -44,6 +44,55 @@ pub struct Application {
     server: Server,
     shutting_down: Arc<AtomicBool>,
     shutdown: ShutdownSettings,
+    _stores: StoreRuntime,
+}
+
+/// The runtime the stores live on: their Redis connection drivers and the
+/// purchase lines' commit workers (`GroupCommit` runs its workers on the
+/// runtime it was built on).
+///
+/// actix-web runs one single-threaded runtime per HTTP worker plus its system
+/// thread. Built there, every product's commit work would share one thread, and
+/// a hot product's batches would compete with the reading of requests on that
+/// thread only — which skews the arrival order of the product's line. On their
+/// own small multi-thread runtime, batches of different products commit in
+/// parallel and every HTTP worker hands its requests over alike.
+struct StoreRuntime(Option<tokio::runtime::Runtime>);
+
+impl StoreRuntime {
+    fn start() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("lockstock-store")
+            .enable_all()
+            .build()
+            .context("starting the store runtime")?;
+        Ok(Self(Some(runtime)))
+    }
+
+    /// Runs `future` to completion on the store runtime; whatever it spawns
+    /// (connection drivers, line workers) stays there.
+    async fn run<T: Send + 'static>(
+        &self,
+        future: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let runtime = self.0.as_ref().context("the store runtime is gone")?;
+        runtime
+            .spawn(future)
+            .await
+            .context("building the stores panicked")
+    }
+}
+
+impl Drop for StoreRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks until its tasks end, which is not allowed
+        // inside another runtime; by now the server has stopped, so let the
+        // remaining tasks go.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Application {
@@ -51,7 +100,13 @@ impl Application {
     /// `settings.bind_addr` (port 0 picks a free port; see [`Application::port`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let metrics = telemetry::metrics_handle()?;
-        let repos = connect(&settings).await?;
+        let stores = StoreRuntime::start()?;
+        let repos = {
+            let settings = settings.clone();
+            stores
+                .run(async move { connect(&settings).await })
+                .await??
+        };
         let passwords = PasswordHasher::new(settings.bcrypt_cost)
             .await
             .context("preparing bcrypt")?;
@@ -126,6 +181,7 @@ impl Application {
             server,
             shutting_down,
             shutdown: settings.shutdown,
+            _stores: stores,
         })
     }
 

@@ -40,7 +40,7 @@ wait_for() {
   return 1
 }
 
-server_env=(BIND_ADDR=127.0.0.1:$API_PORT BCRYPT_COST=4 LOG_FORMAT=json RUST_LOG=warn
+server_env=(BIND_ADDR=127.0.0.1:$API_PORT BCRYPT_COST=4 LOG_FORMAT=json RUST_LOG=warn REGISTRATIONS_PER_ADDRESS=100000
   JWT_SECRET=bench-jwt-secret-0123456789-0123456789-0123456789)
 if [ "$MODE" = redis ]; then
   redis_dir=$(mktemp -d)

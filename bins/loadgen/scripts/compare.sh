@@ -118,6 +118,7 @@ for config in $CONFIG_LIST; do
     env_extra+=(REDIS_URL=redis://127.0.0.1:${REDIS_PORT[$config]}/)
   fi
   env -i PATH="$PATH" BIND_ADDR=127.0.0.1:$port BCRYPT_COST=4 LOG_FORMAT=json RUST_LOG=warn \
+    REGISTRATIONS_PER_ADDRESS=100000 \
     ADMIN_PASSWORD=$ADMIN_PASSWORD JWT_SECRET=bench-jwt-secret-0123456789-0123456789-0123456789 \
     "${env_extra[@]}" "$binary" >"$OUT/server-$config.log" 2>&1 &
   pids+=($!)

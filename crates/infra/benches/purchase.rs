@@ -1,7 +1,9 @@
 //! The purchase path without HTTP: `PurchaseService::purchase` on the Redis
-//! adapters (pre-flight read, product lock, guarded purchase script, release)
-//! against a redis-server started by the bench. This is the ceiling the HTTP
-//! figures of `inventory-loadgen sustained` are compared with (docs/BENCHMARKS.md).
+//! adapters (the product's line, a batch script — fused with the lock when it
+//! is free — and the buyers' index) against a redis-server started by the
+//! bench, once with group commit (`PURCHASE_BATCH_MAX` 64) and once without
+//! (`1`), in the same run. This is the ceiling the HTTP figures of
+//! `inventory-loadgen sustained` are compared with (docs/BENCHMARKS.md).
 //!
 //! Run: `cargo bench -p inventory-infra --bench purchase`
 
@@ -10,6 +12,7 @@
     reason = "bench harness: a failure must abort the run"
 )]
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -56,29 +59,38 @@ fn order(product: ProductId, user: u64) -> PurchaseOrder {
 fn purchases(c: &mut Criterion) {
     let server = RedisServer::start();
     let runtime = runtime();
-    let store = Arc::new(
-        runtime
-            .block_on(RedisStore::connect(&RedisSettings::new(server.url())))
-            .unwrap(),
-    );
-    let hot = runtime.block_on(product(&store, "hot"));
+    for (label, batch_max) in [("batched", 64), ("batch1", 1)] {
+        let mut settings = RedisSettings::new(server.url());
+        settings.purchase_batch_max = NonZeroUsize::new(batch_max).unwrap();
+        let store = Arc::new(runtime.block_on(RedisStore::connect(&settings)).unwrap());
+        bench_store(c, &runtime, &store, label);
+    }
+}
+
+fn bench_store(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    store: &Arc<RedisStore>,
+    label: &str,
+) {
+    let hot = runtime.block_on(product(store, &format!("{label}-hot")));
     let users = Arc::new(AtomicU64::new(1));
 
-    let mut group = c.benchmark_group("purchase");
+    let mut group = c.benchmark_group(format!("purchase/{label}"));
     group
         .sample_size(30)
         .measurement_time(Duration::from_secs(6));
     group.bench_function("sequential", |b| {
-        b.to_async(&runtime).iter(|| {
-            let store = Arc::clone(&store);
+        b.to_async(runtime).iter(|| {
+            let store = Arc::clone(store);
             let user = users.fetch_add(1, Ordering::Relaxed);
             async move { store.purchase(order(hot, user)).await.unwrap() }
         });
     });
     for tasks in [8u64, 64] {
         group.bench_function(format!("one_product/tasks/{tasks}"), |b| {
-            b.to_async(&runtime).iter_custom(|iters| {
-                let store = Arc::clone(&store);
+            b.to_async(runtime).iter_custom(|iters| {
+                let store = Arc::clone(store);
                 let users = Arc::clone(&users);
                 async move { concurrent(store, vec![hot], tasks, iters, users).await }
             });
@@ -86,11 +98,11 @@ fn purchases(c: &mut Criterion) {
     }
     // Eight products: purchases of different products do not share a lock.
     let spread: Vec<ProductId> = (0..8)
-        .map(|i| runtime.block_on(product(&store, &format!("spread-{i}"))))
+        .map(|i| runtime.block_on(product(store, &format!("{label}-spread-{i}"))))
         .collect();
     group.bench_function("eight_products/tasks/64", |b| {
-        b.to_async(&runtime).iter_custom(|iters| {
-            let store = Arc::clone(&store);
+        b.to_async(runtime).iter_custom(|iters| {
+            let store = Arc::clone(store);
             let users = Arc::clone(&users);
             let spread = spread.clone();
             async move { concurrent(store, spread, 64, iters, users).await }

@@ -32,6 +32,7 @@ use crate::metrics;
 use crate::options::AcquireOptions;
 use crate::queue::KeyedQueue;
 use crate::quorum;
+use crate::token::WaiterId;
 
 /// Waits for `key` until `options.wait_timeout()` has passed.
 pub(crate) async fn acquire(
@@ -68,7 +69,7 @@ pub(crate) async fn try_acquire(
         return Ok(None);
     };
     let started = Instant::now();
-    let result = attempt_once(&backend, key, options, 1).await;
+    let result = attempt_once(&backend, key, options, 1, None).await;
     drop(head);
     match result? {
         Ok(guard) => Ok(Some(guard)),
@@ -98,15 +99,24 @@ async fn wait_for_lock(
     };
     let mut attempts = 0;
     let mut watch: Option<ReleaseWatch> = None;
+    // This call's place in the key's cross-process line (for backends that
+    // keep one): taken by the first refused attempt, given up if the call ends
+    // without the lock.
+    let place = LinePlace::new(backend.clone(), key);
     loop {
         if let Some(watch) = &mut watch {
             watch.mark_seen();
         }
         attempts += 1;
-        let refusal = match attempt_once(&backend, key, options, attempts).await? {
-            Ok(guard) => return Ok(guard),
-            Err(refusal) => refusal,
-        };
+        let refusal =
+            match attempt_once(&backend, key, options, attempts, Some(&place.waiter)).await? {
+                Ok(guard) => {
+                    // The grant took us out of the line, if we were in it.
+                    place.disarm();
+                    return Ok(guard);
+                }
+                Err(refusal) => refusal,
+            };
         if let Attempt::Held { .. } = refusal {
             metrics::contended(backend.name());
         }
@@ -115,7 +125,7 @@ async fn wait_for_lock(
         }
         let Some(watch) = &mut watch else {
             // First refusal: listen for releases, then look again at once.
-            watch = Some(backend.watch_releases(key).await);
+            watch = Some(backend.watch_releases(key, &place.waiter).await);
             continue;
         };
         let nap = backoff::jittered(options.backoff_min(), options.backoff_cap(), refusal.pttl());
@@ -159,12 +169,15 @@ async fn attempt_once(
     key: &LockKey,
     options: &AcquireOptions,
     attempts: u32,
+    waiter: Option<&WaiterId>,
 ) -> Result<Result<LockGuard, Attempt>, LockError> {
     let pending = PendingAttempt::new(backend.clone(), key, options.ttl());
     // The lease is measured from before the request leaves: whatever time the
     // request spends in flight is already counted against it.
     let sent_at = Instant::now();
-    let attempt = backend.attempt(key, pending.token(), options.ttl()).await?;
+    let attempt = backend
+        .attempt(key, pending.token(), options.ttl(), waiter)
+        .await?;
     match attempt {
         Attempt::Acquired(_)
             if quorum::validity_left(options.ttl(), options.drift(), sent_at.elapsed())
@@ -198,6 +211,42 @@ async fn attempt_once(
         refusal @ (Attempt::Held { .. } | Attempt::NoQuorum { .. }) => {
             pending.disarm();
             Ok(Err(refusal))
+        }
+    }
+}
+
+/// A waiting `acquire`'s place in the key's cross-process line. Dropping it
+/// (the call gave up, failed, or its future was dropped) takes the waiter out
+/// of the line in the background, so the next waiter does not wait for this
+/// one's line lease to run out. Disarmed when the lock is granted: the grant
+/// itself removed the waiter.
+struct LinePlace {
+    backend: Arc<dyn Backend>,
+    key: LockKey,
+    waiter: WaiterId,
+    armed: bool,
+}
+
+impl LinePlace {
+    fn new(backend: Arc<dyn Backend>, key: &LockKey) -> Self {
+        Self {
+            backend,
+            key: key.clone(),
+            waiter: WaiterId::random(),
+            armed: true,
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for LinePlace {
+    fn drop(&mut self) {
+        if self.armed {
+            self.backend
+                .leave_line_detached(self.key.clone(), self.waiter.clone());
         }
     }
 }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::error::LockError;
 use crate::key::LockKey;
-use crate::token::{FencingToken, LockToken};
+use crate::token::{FencingToken, LockToken, WaiterId};
 
 /// The result of one attempt to take a lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,12 +44,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Short name for metrics and spans (`redis`, `local`, …).
     fn name(&self) -> &'static str;
 
-    /// One atomic try: take the key for `token` with a `ttl` lease and mint a fencing token.
+    /// One atomic try: take the key for `token` with a `ttl` lease and mint a
+    /// fencing token. `waiter` names a waiting `acquire` (its place in a
+    /// cross-process line, where the backend keeps one); `None` for a single
+    /// try that must not queue.
     async fn attempt(
         &self,
         key: &LockKey,
         token: &LockToken,
         ttl: Duration,
+        waiter: Option<&WaiterId>,
     ) -> Result<Attempt, LockError>;
 
     /// Owner-checked delete. `Ok(false)`: the key was not ours (any more).
@@ -68,8 +72,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn release_detached(&self, key: LockKey, token: LockToken, horizon: Instant);
 
     /// Starts listening for releases of `key`. Must be listening when it returns,
-    /// so a release after any later attempt is observed.
-    async fn watch_releases(&self, key: &LockKey) -> ReleaseWatch;
+    /// so a release after any later attempt is observed. A backend with a
+    /// cross-process line wakes `waiter` only when it is its turn.
+    async fn watch_releases(&self, key: &LockKey, waiter: &WaiterId) -> ReleaseWatch;
+
+    /// `waiter` stopped waiting (gave up, or its caller went away): take it
+    /// out of the key's cross-process line in the background, if the backend
+    /// keeps one. Must not block (it runs in `Drop`).
+    fn leave_line_detached(&self, key: LockKey, waiter: WaiterId) {
+        let _ = (key, waiter);
+    }
 
     /// Whether the lock key lives on the node that keeps the fencing counter,
     /// so a guarded script there can check the holder's token on the lock key

@@ -252,6 +252,7 @@ mod tests {
 
     use super::*;
     use crate::backend::{Attempt, ReleaseWatch};
+    use crate::token::WaiterId;
 
     /// A backend whose release request never gets a reply, and which counts
     /// releases handed to the background.
@@ -270,6 +271,7 @@ mod tests {
             _: &LockKey,
             _: &LockToken,
             _: Duration,
+            _: Option<&WaiterId>,
         ) -> Result<Attempt, LockError> {
             unreachable!("the test builds its guard directly")
         }
@@ -282,7 +284,7 @@ mod tests {
         fn release_detached(&self, _: LockKey, _: LockToken, _: Instant) {
             self.detached.fetch_add(1, Ordering::SeqCst);
         }
-        async fn watch_releases(&self, _: &LockKey) -> ReleaseWatch {
+        async fn watch_releases(&self, _: &LockKey, _: &WaiterId) -> ReleaseWatch {
             ReleaseWatch::none()
         }
     }

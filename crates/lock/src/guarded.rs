@@ -61,7 +61,7 @@ use redis::{FromRedisValue, Script, ScriptInvocation, ToRedisArgs};
 use crate::error::LockError;
 use crate::guard::LockGuard;
 use crate::key::LockKey;
-use crate::scripts::{FUSED_PRELUDE, GUARD_PRELUDE, LEASE_LOST_CODE, LOCK_HELD_CODE};
+use crate::scripts::{FUSED_PRELUDE, GUARD_PRELUDE, LEASE_LOST_CODE, LINE_HELPERS, LOCK_HELD_CODE};
 
 /// A Lua body wrapped so that it runs only under a held lock. Build it once
 /// (e.g. in a `static LazyLock`): its SHAs are computed once and Redis caches
@@ -89,7 +89,7 @@ impl GuardedScript {
         };
         Self {
             guarded: wrap(GUARD_PRELUDE),
-            fused: wrap(FUSED_PRELUDE),
+            fused: wrap(&format!("{LINE_HELPERS}{FUSED_PRELUDE}")),
         }
     }
 
@@ -119,7 +119,11 @@ impl GuardedScript {
     /// body, release — one atomic step. Run it with [`crate::RedisLock::run_fused`].
     pub fn prepare_fused<'a>(&'a self, key: &'a LockKey) -> FusedInvocation<'a> {
         let mut invocation = self.fused.prepare_invoke();
-        invocation.key(key.as_str()).key(key.fence_key());
+        invocation
+            .key(key.as_str())
+            .key(key.fence_key())
+            .key(key.line_key())
+            .key(key.line_leases_key());
         FusedInvocation { invocation, key }
     }
 }
@@ -142,17 +146,25 @@ pub struct GuardedInvocation<'a> {
     guard: &'a LockGuard,
 }
 
-impl ScriptArgs for GuardedInvocation<'_> {
-    fn key(mut self, key: impl ToRedisArgs) -> Self {
-        self.invocation.key(key);
-        self
-    }
+/// Both invocation forms keep their keys and arguments in a redis-rs
+/// `ScriptInvocation` named `invocation`.
+macro_rules! script_args_for {
+    ($($form:ident),*) => {$(
+        impl ScriptArgs for $form<'_> {
+            fn key(mut self, key: impl ToRedisArgs) -> Self {
+                self.invocation.key(key);
+                self
+            }
 
-    fn arg(mut self, arg: impl ToRedisArgs) -> Self {
-        self.invocation.arg(arg);
-        self
-    }
+            fn arg(mut self, arg: impl ToRedisArgs) -> Self {
+                self.invocation.arg(arg);
+                self
+            }
+        }
+    )*};
 }
+
+script_args_for!(GuardedInvocation, FusedInvocation);
 
 impl GuardedInvocation<'_> {
     /// Runs the script. `Err(LeaseLost)` if the lease is known lost locally (then
@@ -190,18 +202,6 @@ pub enum Fused<T> {
 pub struct FusedInvocation<'a> {
     invocation: ScriptInvocation<'a>,
     key: &'a LockKey,
-}
-
-impl ScriptArgs for FusedInvocation<'_> {
-    fn key(mut self, key: impl ToRedisArgs) -> Self {
-        self.invocation.key(key);
-        self
-    }
-
-    fn arg(mut self, arg: impl ToRedisArgs) -> Self {
-        self.invocation.arg(arg);
-        self
-    }
 }
 
 impl FusedInvocation<'_> {

@@ -44,6 +44,18 @@ impl LockKey {
         self.derived("fence")
     }
 
+    /// Redis key of the line of processes waiting for this key, oldest first
+    /// (same cluster slot as the lock key).
+    pub fn line_key(&self) -> String {
+        self.derived("line")
+    }
+
+    /// Redis key of the leases of the waiters in [`LockKey::line_key`] (same
+    /// cluster slot as the lock key).
+    pub fn line_leases_key(&self) -> String {
+        self.derived("line-leases")
+    }
+
     /// Pub/sub channel on which releases of this key are announced.
     pub fn release_channel(&self) -> String {
         format!("lockstock:released:{}", self.0)

@@ -22,7 +22,7 @@ use crate::key::LockKey;
 use crate::lock::DistributedLock;
 use crate::options::AcquireOptions;
 use crate::queue::KeyedQueue;
-use crate::token::{FencingToken, LockToken};
+use crate::token::{FencingToken, LockToken, WaiterId};
 
 /// An in-process lock. Clones share the same lock table.
 #[derive(Clone, Default)]
@@ -158,7 +158,9 @@ impl Backend for LocalBackend {
         key: &LockKey,
         token: &LockToken,
         ttl: Duration,
+        _waiter: Option<&WaiterId>,
     ) -> Result<Attempt, LockError> {
+        // One process: the same-process FIFO queue is the whole line.
         let now = Instant::now();
         let mut table = self.table();
         let slot = table.entry(key.clone()).or_insert_with(Slot::new);
@@ -204,7 +206,7 @@ impl Backend for LocalBackend {
         self.release_now(&key, &token);
     }
 
-    async fn watch_releases(&self, key: &LockKey) -> ReleaseWatch {
+    async fn watch_releases(&self, key: &LockKey, _waiter: &WaiterId) -> ReleaseWatch {
         let mut table = self.table();
         let slot = table.entry(key.clone()).or_insert_with(Slot::new);
         ReleaseWatch::new(slot.releases.subscribe(), None)

@@ -51,7 +51,7 @@ use crate::queue::KeyedQueue;
 use crate::quorum::{Answer, Tally, Verdict};
 use crate::redlock_config::{self, RedlockConfig, RedlockNode};
 use crate::redlock_status::{NodeStatus, RedlockStatus};
-use crate::token::{FencingToken, LockToken};
+use crate::token::{FencingToken, LockToken, WaiterId};
 use crate::wakeups::Wakeups;
 
 /// A lock over N ≥ 3 independent Redis masters (Redlock), whose guards carry
@@ -376,7 +376,10 @@ impl Backend for RedlockBackend {
         key: &LockKey,
         token: &LockToken,
         ttl: Duration,
+        _waiter: Option<&WaiterId>,
     ) -> Result<Attempt, LockError> {
+        // No cross-process line over independent nodes: waiters of different
+        // processes race for a quorum (same-process callers still queue FIFO).
         self.check_ttl(ttl)?;
         let since = Instant::now();
         let deadline = since + self.config.node_timeout_for(ttl);
@@ -579,7 +582,7 @@ impl Backend for RedlockBackend {
     /// place: a lease is released on at least a quorum of nodes, so listening
     /// on N − quorum + 1 of them hears every release. Subscriptions to slow or
     /// dead nodes are not waited for (at most the node timeout).
-    async fn watch_releases(&self, key: &LockKey) -> ReleaseWatch {
+    async fn watch_releases(&self, key: &LockKey, _waiter: &WaiterId) -> ReleaseWatch {
         let channel = key.release_channel();
         let deadline = Instant::now() + self.config.node_timeout_untimed();
         let enough = self.nodes.len() + 1 - crate::quorum::quorum(self.nodes.len());

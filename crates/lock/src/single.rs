@@ -19,7 +19,7 @@ use crate::lock::DistributedLock;
 use crate::options::AcquireOptions;
 use crate::queue::KeyedQueue;
 use crate::scripts;
-use crate::token::{FencingToken, LockToken};
+use crate::token::{FencingToken, LockToken, WaiterId};
 use crate::wakeups::Wakeups;
 
 /// Connection settings of a [`RedisLock`].
@@ -33,6 +33,13 @@ pub struct RedisLockConfig {
     /// Subscribe to release notifications (recommended). Without them waiters
     /// poll with the jittered backoff of [`AcquireOptions::with_backoff`].
     pub notifications: bool,
+    /// How long a waiting process keeps its place in a key's cross-process
+    /// line without trying again. Every attempt renews it; a process that
+    /// dies (or stops trying) is dropped from the line once it runs out, so
+    /// this is also the most a dead waiter can delay the others. Must exceed
+    /// the longest pause between attempts: the backoff cap of
+    /// [`AcquireOptions::with_backoff`] plus a reply.
+    pub line_lease: Duration,
 }
 
 impl Default for RedisLockConfig {
@@ -41,6 +48,7 @@ impl Default for RedisLockConfig {
             response_timeout: Duration::from_millis(1_000),
             connection_timeout: Duration::from_millis(2_000),
             notifications: true,
+            line_lease: Duration::from_millis(2_000),
         }
     }
 }
@@ -59,13 +67,21 @@ pub struct RedisLock {
 struct RedisBackend {
     connection: ConnectionManager,
     wakeups: Option<Arc<Wakeups>>,
-    detached: mpsc::UnboundedSender<DetachedRelease>,
+    detached: mpsc::UnboundedSender<Detached>,
+    line_lease: Duration,
 }
 
-struct DetachedRelease {
-    key: LockKey,
-    token: LockToken,
-    horizon: Instant,
+/// Work for the background task: things that must happen although nobody
+/// waits for them (a guard dropped, a waiter gone).
+enum Detached {
+    /// An owner-checked release, retried until `horizon`.
+    Release {
+        key: LockKey,
+        token: LockToken,
+        horizon: Instant,
+    },
+    /// A waiter leaving a key's line.
+    Leave { key: LockKey, waiter: WaiterId },
 }
 
 impl RedisLock {
@@ -93,6 +109,7 @@ impl RedisLock {
             connection,
             wakeups,
             detached,
+            line_lease: config.line_lease,
         });
         tokio::spawn(run_releaser(
             backend.connection.clone(),
@@ -192,12 +209,18 @@ impl Backend for RedisBackend {
         key: &LockKey,
         token: &LockToken,
         ttl: Duration,
+        waiter: Option<&WaiterId>,
     ) -> Result<Attempt, LockError> {
         let (granted, value): (i64, i64) = scripts::ACQUIRE
             .key(key.as_str())
             .key(key.fence_key())
+            .key(key.line_key())
+            .key(key.line_leases_key())
             .arg(token.as_str())
             .arg(millis(ttl))
+            .arg(waiter.map_or("", WaiterId::as_str))
+            .arg(millis(self.line_lease))
+            .arg(key.release_channel())
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(|error| LockError::backend("acquire", key, error))?;
@@ -241,29 +264,37 @@ impl Backend for RedisBackend {
     fn release_detached(&self, key: LockKey, token: LockToken, horizon: Instant) {
         // Sending on an unbounded channel never blocks and needs no runtime, so
         // this is safe from `Drop`. If the releaser is gone, the TTL frees the key.
-        let _ = self.detached.send(DetachedRelease {
+        let _ = self.detached.send(Detached::Release {
             key,
             token,
             horizon,
         });
     }
 
-    async fn watch_releases(&self, key: &LockKey) -> ReleaseWatch {
+    async fn watch_releases(&self, key: &LockKey, waiter: &WaiterId) -> ReleaseWatch {
         match &self.wakeups {
-            Some(wakeups) => wakeups.watch(&key.release_channel()).await,
+            Some(wakeups) => wakeups.watch(&key.release_channel(), Some(waiter)).await,
             None => ReleaseWatch::none(),
         }
     }
+
+    fn leave_line_detached(&self, key: LockKey, waiter: WaiterId) {
+        // As above: never blocks. If the task is gone, the waiter's line lease
+        // runs out and the line drops it.
+        let _ = self.detached.send(Detached::Leave { key, waiter });
+    }
 }
 
-/// Owner-checked release (see [`scripts::RELEASE`]).
+/// Owner-checked release that hands the turn on (see [`scripts::RELEASE_IN_TURN`]).
 async fn release(
     connection: &ConnectionManager,
     key: &LockKey,
     token: &LockToken,
 ) -> Result<bool, LockError> {
-    let released: i64 = scripts::RELEASE
+    let released: i64 = scripts::RELEASE_IN_TURN
         .key(key.as_str())
+        .key(key.line_key())
+        .key(key.line_leases_key())
         .arg(token.as_str())
         .arg(key.release_channel())
         .invoke_async(&mut connection.clone())
@@ -272,21 +303,51 @@ async fn release(
     Ok(released == 1)
 }
 
-/// Runs detached releases, each in its own task so one unreachable key does
+/// Runs detached work, each item in its own task so one unreachable key does
 /// not delay the others. It owns its connection handle, so releases queued by
 /// guards that outlive their `RedisLock` still run; it ends once every sender
 /// (the lock and all its guards) is gone and the queue is drained.
 async fn run_releaser(
     connection: ConnectionManager,
     response_timeout: Duration,
-    mut queue: mpsc::UnboundedReceiver<DetachedRelease>,
+    mut queue: mpsc::UnboundedReceiver<Detached>,
 ) {
-    while let Some(release) = queue.recv().await {
-        tokio::spawn(release_until_horizon(
-            connection.clone(),
-            response_timeout,
-            release,
-        ));
+    while let Some(work) = queue.recv().await {
+        match work {
+            Detached::Release {
+                key,
+                token,
+                horizon,
+            } => {
+                tokio::spawn(release_until_horizon(
+                    connection.clone(),
+                    response_timeout,
+                    key,
+                    token,
+                    horizon,
+                ));
+            }
+            Detached::Leave { key, waiter } => {
+                tokio::spawn(leave_line(connection.clone(), key, waiter));
+            }
+        }
+    }
+}
+
+/// Takes a waiter out of a key's line, and tells the next one if the lock is
+/// free (see [`scripts::LEAVE_LINE`]). One try: if it fails, the waiter's line
+/// lease runs out instead.
+async fn leave_line(connection: ConnectionManager, key: LockKey, waiter: WaiterId) {
+    let left: Result<i64, _> = scripts::LEAVE_LINE
+        .key(key.as_str())
+        .key(key.line_key())
+        .key(key.line_leases_key())
+        .arg(waiter.as_str())
+        .arg(key.release_channel())
+        .invoke_async(&mut connection.clone())
+        .await;
+    if let Err(error) = left {
+        tracing::debug!(lock.key = %key, %error, "leaving the line failed; the waiter's lease will run out");
     }
 }
 
@@ -295,13 +356,10 @@ async fn run_releaser(
 async fn release_until_horizon(
     connection: ConnectionManager,
     response_timeout: Duration,
-    release_request: DetachedRelease,
+    key: LockKey,
+    token: LockToken,
+    horizon: Instant,
 ) {
-    let DetachedRelease {
-        key,
-        token,
-        horizon,
-    } = release_request;
     loop {
         match release(&connection, &key, &token).await {
             Ok(true) => {

@@ -31,6 +31,24 @@ impl fmt::Debug for LockToken {
     }
 }
 
+/// A 128-bit random value that names one waiting `acquire` in a key's line
+/// of processes (kept in Redis), for as long as that call waits.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct WaiterId(String);
+
+impl WaiterId {
+    /// A fresh id from the thread-local CSPRNG.
+    pub(crate) fn random() -> Self {
+        let bytes: [u8; 16] = rand::rng().random();
+        Self(hex::encode(bytes))
+    }
+
+    /// The id as stored in the line.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A per-key counter value handed out with every successful acquisition.
 ///
 /// Fencing tokens of one key strictly increase over time (the counter is

@@ -21,6 +21,8 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::watch;
 
 use crate::backend::ReleaseWatch;
+use crate::scripts::TURN_PREFIX;
+use crate::token::WaiterId;
 
 /// How often idle subscriptions are dropped.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -32,6 +34,10 @@ struct Channel {
     waiters: usize,
     subscribed: bool,
     idle_sweeps: u32,
+    /// The id of this process's waiter in the key's cross-process line, if it
+    /// has one: a release announcement naming another waiter's turn is then
+    /// not for us (see [`crate::scripts::TURN_PREFIX`]).
+    turn_of: Option<String>,
 }
 
 pub(crate) struct Wakeups {
@@ -45,6 +51,7 @@ pub(crate) struct Wakeups {
 struct WaiterSlot {
     channels: Channels,
     channel: String,
+    waiter: Option<String>,
 }
 
 impl Wakeups {
@@ -89,13 +96,19 @@ impl Wakeups {
     }
 
     /// Listens on `channel`; subscribed (when notifications work) before it returns.
-    pub(crate) async fn watch(&self, channel: &str) -> ReleaseWatch {
-        self.listen(channel).await.0
+    /// `waiter`, when given, is this process's waiter in the key's line: the
+    /// watch then ignores announcements that name another waiter's turn.
+    pub(crate) async fn watch(&self, channel: &str, waiter: Option<&WaiterId>) -> ReleaseWatch {
+        self.subscribe(channel, waiter).await.0
     }
 
-    /// Like [`Wakeups::watch`], and tells whether the server has the
-    /// subscription (`false`: this watch fires only on a reconnect).
+    /// Like [`Wakeups::watch`] without a waiter, and tells whether the server
+    /// has the subscription (`false`: this watch fires only on a reconnect).
     pub(crate) async fn listen(&self, channel: &str) -> (ReleaseWatch, bool) {
+        self.subscribe(channel, None).await
+    }
+
+    async fn subscribe(&self, channel: &str, waiter: Option<&WaiterId>) -> (ReleaseWatch, bool) {
         let Some(connection) = &self.connection else {
             return (ReleaseWatch::none(), false);
         };
@@ -108,13 +121,18 @@ impl Wakeups {
                     waiters: 0,
                     subscribed: false,
                     idle_sweeps: 0,
+                    turn_of: None,
                 });
             entry.waiters += 1;
+            if let Some(waiter) = waiter {
+                entry.turn_of = Some(waiter.as_str().to_owned());
+            }
             (entry.releases.subscribe(), !entry.subscribed)
         };
         let slot = WaiterSlot {
             channels: Arc::clone(&self.channels),
             channel: channel.to_owned(),
+            waiter: waiter.map(|waiter| waiter.as_str().to_owned()),
         };
         let mut subscribed = !needs_subscribe;
         if needs_subscribe {
@@ -186,6 +204,9 @@ impl Drop for WaiterSlot {
     fn drop(&mut self) {
         if let Some(entry) = lock(&self.channels).get_mut(&self.channel) {
             entry.waiters = entry.waiters.saturating_sub(1);
+            if self.waiter.is_some() && entry.turn_of == self.waiter {
+                entry.turn_of = None;
+            }
         }
     }
 }
@@ -213,7 +234,9 @@ fn on_push(channels: &Channels, push: PushInfo) {
             let Ok(name) = std::str::from_utf8(name) else {
                 return;
             };
-            if let Some(channel) = channels.get(name) {
+            if let Some(channel) = channels.get(name)
+                && is_for(channel, push.data.get(1))
+            {
                 channel.releases.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
@@ -229,6 +252,21 @@ fn on_push(channels: &Channels, push: PushInfo) {
         }
         _ => {}
     }
+}
+
+/// Whether a release announcement concerns this process's waiter: yes, unless
+/// it names the turn of a waiter other than the one registered here.
+fn is_for(channel: &Channel, payload: Option<&Value>) -> bool {
+    let Some(Value::BulkString(payload)) = payload else {
+        return true;
+    };
+    let Some(turn) = payload.strip_prefix(TURN_PREFIX.as_bytes()) else {
+        return true;
+    };
+    channel
+        .turn_of
+        .as_ref()
+        .is_none_or(|waiter| waiter.as_bytes() == turn)
 }
 
 fn resp3_client(client: &redis::Client) -> redis::RedisResult<redis::Client> {

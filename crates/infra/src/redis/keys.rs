@@ -36,10 +36,32 @@ fn user_tag(user: UserId) -> String {
     format!("{{user:{user}}}")
 }
 
-/// Sorted set of a user's purchase ids, scored by purchase time (unix ms), so
-/// newest = highest. Written after the purchase script (a derived index).
+/// Sorted set of a user's purchases, as [`purchase_ref`]s scored by the time
+/// they were submitted (unix ms), so newest = highest. Written alongside the
+/// purchase script; an entry whose purchase was refused is removed afterwards,
+/// and readers skip an entry without a record.
 pub(crate) fn user_purchases(user: UserId) -> String {
     format!("{}:purchases", user_tag(user))
+}
+
+/// A purchase as the buyer's index names it: `<product id>:<operation id>`
+/// (the operation id is the order's idempotency key, or one the server made).
+/// Known before the purchase script runs, so the index entry can be written
+/// in the same round trip.
+pub(crate) fn purchase_ref(product: ProductId, operation: &IdempotencyKey) -> String {
+    format!("{product}:{}", operation.as_str())
+}
+
+/// Splits a [`purchase_ref`] back into its product and operation id.
+pub(crate) fn parse_purchase_ref(reference: &str) -> Option<(ProductId, &str)> {
+    let (product, operation) = reference.split_once(':')?;
+    Some((ProductId(product.parse().ok()?), operation))
+}
+
+/// The field of a purchase in its product's [`purchase_records`]:
+/// `<user id>:<operation id>` (operation ids are per user).
+pub(crate) fn purchase_record_field(user: UserId, operation: &str) -> String {
+    format!("{user}:{operation}")
 }
 
 /// A user's claim on an idempotency key: the fingerprint of the order that
@@ -64,9 +86,16 @@ pub(crate) fn product_purchases(id: ProductId) -> String {
     format!("{}:purchases", product_tag(id))
 }
 
-/// Hash of a product's purchase records: purchase number → the record as JSON.
+/// Hash of a product's purchase records: [`purchase_record_field`] → the
+/// record as JSON.
 pub(crate) fn purchase_records(id: ProductId) -> String {
     format!("{}:purchase-records", product_tag(id))
+}
+
+/// Hash of a product's purchase numbers: number → its [`purchase_record_field`],
+/// to find a purchase from its id.
+pub(crate) fn purchase_numbers(id: ProductId) -> String {
+    format!("{}:purchase-numbers", product_tag(id))
 }
 
 /// The idempotency record of (user, key) for purchases of one product:
@@ -103,6 +132,18 @@ mod tests {
             "{product:42}:idem:7:a}{b",
             "the first {{…}} is the hash tag, whatever the key contains"
         );
+    }
+
+    #[test]
+    fn purchase_refs_round_trip_whatever_the_key() {
+        let key = IdempotencyKey::parse("order:7:a").unwrap();
+        let reference = purchase_ref(ProductId(42), &key);
+        assert_eq!(reference, "42:order:7:a");
+        assert_eq!(
+            parse_purchase_ref(&reference),
+            Some((ProductId(42), "order:7:a"))
+        );
+        assert_eq!(parse_purchase_ref("x:y"), None);
     }
 
     #[test]

@@ -2,34 +2,38 @@
 //! Redis store's group commit (see `inventory_lock::GroupCommit`).
 //!
 //! One batch costs, in order:
-//! 1. the idempotency-key claims of its keyed orders, one script per buyer, sent
-//!    together (`{user:…}` slots; skipped when no order has a key);
-//! 2. the purchase script for the whole batch, in the product's slot: as one
-//!    fused acquire → write → release step when the product's lock is free, or
-//!    as a guarded write while the batch holds the lock;
-//! 3. the buyers' purchase indexes and the give-back of claims whose orders
-//!    bought nothing, one script per buyer, sent together.
+//! 1. the idempotency-key claims of its keyed orders, one `SET NX GET` each in
+//!    the buyers' `{user:…}` slots, pipelined (skipped when no order has a key);
+//! 2. at the same time, in one round trip: the buyers' index entries (`ZADD NX`
+//!    of `<product>:<operation id>`, known before the purchase exists) and the
+//!    purchase script for the whole batch, in the product's slot — as one fused
+//!    acquire → write → release step when the product's lock is free, or as a
+//!    guarded write while the batch holds the lock;
+//! 3. only if some order bought nothing: the give-back of its key claim and of
+//!    the index entry this batch made for it, pipelined.
 //!
-//! Everything a purchase *is* — stock, record, log, idempotency record — is
-//! written atomically in step 2. Steps 1 and 3 are per-buyer bookkeeping in the
-//! buyers' own slots: the claim makes "same key, other product" a reuse error,
-//! the index lists a buyer's purchases. If step 3 is lost (crash, Redis gone),
-//! the purchase stands and a replay of its key writes the index entry again.
+//! So a purchase without a key is one round trip, with a key two. Everything a
+//! purchase *is* — stock, record, log, idempotency record — is written
+//! atomically in step 2's script. Claims and index entries are per-buyer
+//! bookkeeping in the buyers' own slots: the claim makes "same key, other
+//! product" a reuse error, the index lists a buyer's purchases (readers skip
+//! an entry whose record does not exist: a refused order before its give-back,
+//! or one whose give-back was lost).
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::future::join_all;
 use inventory_domain::{
     IDEMPOTENCY_KEY_TTL, IdempotencyKey, OrderFingerprint, Price, ProductId, Purchase,
     PurchaseError, PurchaseId, PurchaseOrder, PurchaseReceipt, StoreError, UserId,
 };
 use inventory_lock::{Committer, Fused, LockError, LockGuard, LockKey, RedisLock, ScriptArgs};
-use redis::Value;
 use redis::aio::ConnectionManager;
+use redis::{SortedSetAddOptions, Value};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use super::{codec, keys, scripts};
 use crate::lock_failure::LockFailure;
@@ -53,6 +57,9 @@ pub(crate) struct PurchaseItem {
     record_ttl: Duration,
     /// Set once, by the first commit attempt that claims keys for its batch.
     claim: OnceLock<Claim>,
+    /// Whether this order's attempt added its buyer's index entry (and so must
+    /// take it away again if the order buys nothing).
+    indexed: AtomicBool,
 }
 
 /// What claiming the order's idempotency key found.
@@ -88,6 +95,7 @@ impl PurchaseItem {
             operation_id,
             record_ttl,
             claim,
+            indexed: AtomicBool::new(false),
         })
     }
 
@@ -130,12 +138,16 @@ enum Outcome {
 impl Outcome {
     /// Whether the order certainly bought nothing (its claim can be given back).
     fn bought_nothing(&self) -> bool {
+        matches!(self, Outcome::KeyReused) || self.refused()
+    }
+
+    /// Whether the order bought nothing although its key is its own: its index
+    /// entry names no purchase. (A reused key's entry may name the purchase the
+    /// key did make.)
+    fn refused(&self) -> bool {
         matches!(
             self,
-            Outcome::KeyReused
-                | Outcome::NoProduct
-                | Outcome::Insufficient { .. }
-                | Outcome::NotApplied(_)
+            Outcome::NoProduct | Outcome::Insufficient { .. } | Outcome::NotApplied(_)
         )
     }
 }
@@ -172,8 +184,10 @@ impl Committer for PurchaseBatches {
         if live.is_empty() {
             return Some(self.finish(items, &live, Ok(Vec::new())).await);
         }
-        let step = fill(scripts::PURCHASE_BATCH.prepare_fused(key), &live);
-        match lock.run_fused::<Vec<Value>>(step).await {
+        let now = codec::now();
+        let step = fill(scripts::PURCHASE_BATCH.prepare_fused(key), &live, now);
+        let ((), fused) = tokio::join!(self.index(&live, now), lock.run_fused::<Vec<Value>>(step));
+        match fused {
             Ok(Fused::Busy) => None,
             Ok(Fused::Ran(replies)) => Some(self.finish(items, &live, Ok(replies)).await),
             Err(error) => Some(self.finish(items, &live, Err(error)).await),
@@ -186,9 +200,12 @@ impl Committer for PurchaseBatches {
         let replies = if live.is_empty() {
             Ok(Vec::new())
         } else {
-            fill(scripts::PURCHASE_BATCH.prepare(guard), &live)
-                .invoke::<Vec<Value>>(&mut self.data.clone())
-                .await
+            let now = codec::now();
+            let mut data = self.data.clone();
+            let script = fill(scripts::PURCHASE_BATCH.prepare(guard), &live, now)
+                .invoke::<Vec<Value>>(&mut data);
+            let ((), replies) = tokio::join!(self.index(&live, now), script);
+            replies
         };
         self.finish(items, &live, replies).await
     }
@@ -200,7 +217,7 @@ impl Committer for PurchaseBatches {
                 Outcome::NotApplied(LockFailure::classify(error, "taking a product lock").into())
             })
             .collect();
-        self.settle_buyers(items, &outcomes).await;
+        self.give_back(items, &outcomes).await;
         items
             .iter()
             .zip(outcomes)
@@ -212,44 +229,45 @@ impl Committer for PurchaseBatches {
 impl PurchaseBatches {
     /// Claims the keys of the batch's keyed orders not claimed yet (a batch
     /// that found the lock busy comes back with its claims made and new
-    /// members without).
+    /// members without): one `SET claim fingerprint NX GET PX ttl` per order,
+    /// all in one pipeline — one round trip, whatever the buyers' slots.
     async fn claim_keys(&self, items: &[PurchaseItem]) {
-        let mut by_buyer: BTreeMap<UserId, Vec<&PurchaseItem>> = BTreeMap::new();
-        for item in items.iter().filter(|item| item.claim.get().is_none()) {
-            by_buyer.entry(item.order.user_id).or_default().push(item);
+        let unclaimed: Vec<&PurchaseItem> = items
+            .iter()
+            .filter(|item| item.claim.get().is_none())
+            .collect();
+        if unclaimed.is_empty() {
+            return;
         }
-        let claims = by_buyer.into_values().map(|orders| async move {
-            let mut invocation = scripts::CLAIM_KEYS.prepare_invoke();
-            invocation.arg(millis(CLAIM_TTL));
-            for item in &orders {
-                invocation
-                    .key(keys::idempotency_claim(
-                        item.order.user_id,
-                        &item.operation_id,
-                    ))
-                    .arg(item.fingerprint.as_str());
-            }
-            let found: Result<Vec<Option<String>>, _> =
-                invocation.invoke_async(&mut self.data.clone()).await;
-            for (index, item) in orders.iter().enumerate() {
-                let claim = match &found {
-                    Ok(previous) => match previous.get(index) {
-                        Some(None) => Claim::Made,
-                        Some(Some(fingerprint)) if fingerprint == item.fingerprint.as_str() => {
-                            Claim::Shared
-                        }
-                        Some(Some(_)) => Claim::Reused,
-                        None => Claim::Failed,
-                    },
-                    Err(error) => {
-                        tracing::warn!(%error, "claiming idempotency keys");
-                        Claim::Failed
-                    }
-                };
-                let _ = item.claim.set(claim);
-            }
-        });
-        join_all(claims).await;
+        let mut pipe = redis::pipe();
+        for item in &unclaimed {
+            pipe.cmd("SET")
+                .arg(keys::idempotency_claim(
+                    item.order.user_id,
+                    &item.operation_id,
+                ))
+                .arg(item.fingerprint.as_str())
+                .arg("NX")
+                .arg("GET")
+                .arg("PX")
+                .arg(millis(CLAIM_TTL));
+        }
+        let found: Result<Vec<Option<String>>, _> = pipe.query_async(&mut self.data.clone()).await;
+        if let Err(error) = &found {
+            tracing::warn!(%error, "claiming idempotency keys");
+        }
+        for (index, item) in unclaimed.iter().enumerate() {
+            let previous = found.as_ref().ok().and_then(|found| found.get(index));
+            let claim = match previous {
+                Some(None) => Claim::Made,
+                Some(Some(fingerprint)) if fingerprint == item.fingerprint.as_str() => {
+                    Claim::Shared
+                }
+                Some(Some(_)) => Claim::Reused,
+                None => Claim::Failed,
+            };
+            let _ = item.claim.set(claim);
+        }
     }
 
     /// Turns the script's replies (or its failure) into one answer per item,
@@ -261,21 +279,22 @@ impl PurchaseBatches {
         replies: Result<Vec<Value>, LockError>,
     ) -> Vec<Result<PurchaseReceipt, PurchaseError>> {
         let mut live_outcomes = match replies {
-            Ok(replies) => live
-                .iter()
-                .enumerate()
-                .map(|(index, _)| parse_reply(replies.get(index)))
+            Ok(replies) => (0..live.len())
+                .map(|index| parse_reply(replies.get(index)))
                 .collect(),
-            Err(error) if error.is_unknown_outcome() => {
-                tracing::warn!(%error, "purchase batch reply lost; settling through the idempotency records");
-                self.settle_lost_reply(live).await
-            }
-            Err(error) => live
+            // Refused before anything was written: the lease was gone.
+            Err(error) if error.is_lease_lost() || error.is_timeout() => live
                 .iter()
                 .map(|_| {
                     Outcome::NotApplied(LockFailure::classify(&error, "running a purchase batch").into())
                 })
                 .collect::<Vec<_>>(),
+            // A lost reply, or an error from inside the script (which may have
+            // applied the orders before it): the records say what happened.
+            Err(error) => {
+                tracing::warn!(%error, "purchase batch without a usable reply; settling through the idempotency records");
+                self.settle_lost_reply(live).await
+            }
         }
         .into_iter();
         let outcomes: Vec<Outcome> = items
@@ -290,7 +309,7 @@ impl PurchaseBatches {
                 }
             })
             .collect();
-        self.settle_buyers(items, &outcomes).await;
+        self.give_back(items, &outcomes).await;
         record_stock_level(&outcomes);
         items
             .iter()
@@ -299,8 +318,8 @@ impl PurchaseBatches {
             .collect()
     }
 
-    /// After a lost reply: each order's idempotency record, written atomically
-    /// with its purchase, says whether it happened. Read on the connection the
+    /// After a lost reply (or a script error): each order's idempotency record,
+    /// written atomically with its purchase, says whether it happened. Read on the connection the
     /// script was sent on, so the read cannot overtake a script still queued.
     async fn settle_lost_reply(&self, live: &[&PurchaseItem]) -> Vec<Outcome> {
         let mut pipe = redis::pipe();
@@ -330,51 +349,64 @@ impl PurchaseBatches {
             .collect()
     }
 
-    /// Step 3: per buyer, index what was bought and give back the claims of
-    /// orders that bought nothing. A failure here is logged, not answered: the
-    /// purchases stand, and a replay of the key indexes them again.
-    async fn settle_buyers(&self, items: &[PurchaseItem], outcomes: &[Outcome]) {
-        let mut by_buyer: BTreeMap<UserId, BuyerBookkeeping<'_>> = BTreeMap::new();
+    /// Step 2's other half: each live order's entry in its buyer's index,
+    /// `ZADD NX` (a retry of a key finds its entry there already). Sent with
+    /// the script, so it costs no round trip of its own. A failure is logged,
+    /// not answered: the purchases stand, and a replay of the key adds the
+    /// entry again.
+    async fn index(&self, live: &[&PurchaseItem], now: OffsetDateTime) {
+        let mut pipe = redis::pipe();
+        for item in live {
+            pipe.zadd_options(
+                keys::user_purchases(item.order.user_id),
+                keys::purchase_ref(item.order.product_id, &item.operation_id),
+                codec::unix_ms(now),
+                &SortedSetAddOptions::add_only(),
+            );
+        }
+        match pipe.query_async::<Vec<u64>>(&mut self.data.clone()).await {
+            Ok(added) => {
+                for (item, added) in live.iter().zip(added) {
+                    if added == 1 {
+                        item.indexed.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, "indexing purchases for their buyers"),
+        }
+    }
+
+    /// Step 3: orders that bought nothing give back the key claim they made
+    /// and the index entry they added — one pipeline, only when there are
+    /// any. A claim is given back only by the order that made it (`SET NX`
+    /// above), so no other order's claim is deleted. A failure is logged: a
+    /// stale claim only delays reusing that key for another body, and a stale
+    /// index entry names no record and is skipped by readers.
+    async fn give_back(&self, items: &[PurchaseItem], outcomes: &[Outcome]) {
+        let mut pipe = redis::pipe();
         for (item, outcome) in items.iter().zip(outcomes) {
-            let buyer = by_buyer.entry(item.order.user_id).or_default();
-            if let Outcome::Bought { receipt } = outcome {
-                let purchase = &receipt.purchase;
-                buyer
-                    .index
-                    .push((codec::unix_ms(purchase.purchased_at), purchase.id.get()));
-            } else if item.claim() == Claim::Made && outcome.bought_nothing() {
-                buyer.give_back.push(item);
+            if item.claim() == Claim::Made && outcome.bought_nothing() {
+                pipe.del(keys::idempotency_claim(
+                    item.order.user_id,
+                    &item.operation_id,
+                ))
+                .ignore();
+            }
+            if item.indexed.load(Ordering::Relaxed) && outcome.refused() {
+                pipe.zrem(
+                    keys::user_purchases(item.order.user_id),
+                    keys::purchase_ref(item.order.product_id, &item.operation_id),
+                )
+                .ignore();
             }
         }
-        let writes = by_buyer
-            .into_iter()
-            .filter(|(_, work)| !work.index.is_empty() || !work.give_back.is_empty())
-            .map(|(buyer, BuyerBookkeeping { index, give_back })| async move {
-                let mut invocation = scripts::SETTLE_USER.prepare_invoke();
-                invocation.key(keys::user_purchases(buyer)).arg(index.len());
-                for (score, id) in &index {
-                    invocation.arg(score).arg(id);
-                }
-                for item in &give_back {
-                    invocation
-                        .key(keys::idempotency_claim(buyer, &item.operation_id))
-                        .arg(item.fingerprint.as_str());
-                }
-                if let Err(error) = invocation.invoke_async::<i64>(&mut self.data.clone()).await {
-                    tracing::error!(%error, user.id = %buyer, "indexing purchases / giving back key claims");
-                }
-            });
-        join_all(writes).await;
+        if pipe.is_empty() {
+            return;
+        }
+        if let Err(error) = pipe.query_async::<()>(&mut self.data.clone()).await {
+            tracing::error!(%error, "giving back key claims and index entries");
+        }
     }
-}
-
-/// What step 3 writes for one buyer.
-#[derive(Default)]
-struct BuyerBookkeeping<'a> {
-    /// (purchase time in unix ms, purchase id) to add to the buyer's index.
-    index: Vec<(i64, u64)>,
-    /// Orders whose key claim goes back.
-    give_back: Vec<&'a PurchaseItem>,
 }
 
 /// The orders that go into the purchase script, in order.
@@ -383,8 +415,8 @@ fn live(items: &[PurchaseItem]) -> Vec<&PurchaseItem> {
 }
 
 /// Keys and arguments of [`scripts::PURCHASE_BATCH`] for `live` (non-empty,
-/// all of one product).
-fn fill<A: ScriptArgs>(invocation: A, live: &[&PurchaseItem]) -> A {
+/// all of one product), made at `now`.
+fn fill<A: ScriptArgs>(invocation: A, live: &[&PurchaseItem], now: OffsetDateTime) -> A {
     let product = live
         .first()
         .map_or(ProductId(0), |item| item.order.product_id);
@@ -392,7 +424,8 @@ fn fill<A: ScriptArgs>(invocation: A, live: &[&PurchaseItem]) -> A {
         .key(keys::product(product))
         .key(keys::product_purchases(product))
         .key(keys::purchase_records(product))
-        .arg(codec::unix_ms(codec::now()))
+        .key(keys::purchase_numbers(product))
+        .arg(codec::unix_ms(now))
         .arg(product.get());
     for item in live {
         invocation = invocation
@@ -400,7 +433,8 @@ fn fill<A: ScriptArgs>(invocation: A, live: &[&PurchaseItem]) -> A {
             .arg(item.order.quantity.get())
             .arg(item.order.user_id.get())
             .arg(item.fingerprint.as_str())
-            .arg(millis(item.record_ttl));
+            .arg(millis(item.record_ttl))
+            .arg(item.operation_id.as_str());
     }
     invocation
 }

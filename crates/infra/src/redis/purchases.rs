@@ -14,8 +14,6 @@
 //! the caller is told the operation id, and retrying with it as the key replays
 //! the real outcome. A purchase is never retried blindly.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use inventory_domain::{
     Page, Purchase, PurchaseError, PurchaseId, PurchaseOrder, PurchaseReceipt, PurchaseService,
@@ -25,7 +23,7 @@ use inventory_lock::Abandoned;
 use redis::AsyncCommands;
 
 use super::purchase_batch::{PurchaseItem, decode_purchase};
-use super::{RedisStore, keys, unavailable};
+use super::{RedisStore, keys, scripts, unavailable};
 
 #[async_trait]
 impl PurchaseService for RedisStore {
@@ -41,9 +39,11 @@ impl PurchaseService for RedisStore {
     }
 
     async fn get(&self, id: PurchaseId) -> Result<Option<Purchase>, StoreError> {
-        let raw: Option<String> = self
-            .data()
-            .hget(keys::purchase_records(id.product()), id.sequence())
+        let raw: Option<String> = scripts::PURCHASE_BY_NUMBER
+            .key(keys::purchase_numbers(id.product()))
+            .key(keys::purchase_records(id.product()))
+            .arg(id.sequence())
+            .invoke_async(&mut self.data())
             .await
             .map_err(|error| unavailable("reading a purchase", error))?;
         raw.as_deref().map(decode_purchase).transpose()
@@ -52,41 +52,44 @@ impl PurchaseService for RedisStore {
     async fn list_for_user(&self, user: UserId, page: Page) -> Result<Vec<Purchase>, StoreError> {
         let mut data = self.data();
         let (start, stop) = super::index_range(page);
-        let ids: Vec<u64> = data
+        let references: Vec<String> = data
             .zrevrange(keys::user_purchases(user), start, stop)
             .await
             .map_err(|error| unavailable("listing purchases", error))?;
-        let ids: Vec<PurchaseId> = ids.into_iter().map(PurchaseId).collect();
-        let records = read_records(&mut data, &ids).await?;
-        ids.iter()
-            .filter_map(|id| records.get(id))
-            .map(|raw| decode_purchase(raw))
-            .collect()
+        let records = read_records(&mut data, user, &references).await?;
+        records.iter().map(|raw| decode_purchase(raw)).collect()
     }
 }
 
-/// The stored records of `ids`, read in one pipelined round trip (one HGET
-/// per purchase, each in its product's slot). Ids without a record are absent.
+/// The stored records the buyer's index entries name, in index order, read in
+/// one pipelined round trip (one HGET per entry, each in its product's slot).
+/// An entry without a record — an order refused before its entry was given
+/// back — is skipped.
 async fn read_records(
     data: &mut redis::aio::ConnectionManager,
-    ids: &[PurchaseId],
-) -> Result<BTreeMap<PurchaseId, String>, StoreError> {
-    if ids.is_empty() {
-        return Ok(BTreeMap::new());
-    }
+    user: UserId,
+    references: &[String],
+) -> Result<Vec<String>, StoreError> {
     let mut pipe = redis::pipe();
-    for id in ids {
-        pipe.hget(keys::purchase_records(id.product()), id.sequence());
+    for reference in references {
+        let Some((product, operation)) = keys::parse_purchase_ref(reference) else {
+            return Err(StoreError::corrupt(format!(
+                "purchase index entry {reference:?} is malformed"
+            )));
+        };
+        pipe.hget(
+            keys::purchase_records(product),
+            keys::purchase_record_field(user, operation),
+        );
+    }
+    if pipe.is_empty() {
+        return Ok(Vec::new());
     }
     let records: Vec<Option<String>> = pipe
         .query_async(data)
         .await
         .map_err(|error| unavailable("reading purchases", error))?;
-    Ok(ids
-        .iter()
-        .zip(records)
-        .filter_map(|(id, record)| record.map(|raw| (*id, raw)))
-        .collect())
+    Ok(records.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@ use redis::Script;
 /// fused acquire → write → release step), committed in order.
 ///
 /// KEYS: 1 product hash · 2 product purchase log · 3 product purchase records ·
-///       3 + i the idempotency record of item i
-/// ARGV: 1 now (unix ms) · 2 product id · then four per item, from 3 + 4(i − 1):
-///       quantity · user id · order fingerprint · record TTL (ms)
+///       4 product purchase numbers · 4 + i the idempotency record of item i
+/// ARGV: 1 now (unix ms) · 2 product id · then five per item, from 3 + 5(i − 1):
+///       quantity · user id · order fingerprint · record TTL (ms) · operation id
 ///
 /// Returns one reply per item: `{'created', remaining, record}`,
 /// `{'replay', remaining, record}`, `{'key-reused'}`, `{'no-product'}` or
@@ -27,9 +27,10 @@ use redis::Script;
 /// at — so a twin later in the same batch finds the record and replays it, a
 /// sold-out item is refused with the units left at its turn, and an item that
 /// fits after a refused one is still served. Every unit that leaves the stock
-/// has exactly one purchase record, log entry and idempotency record, written
-/// in this one atomic script; a refused item writes nothing (and so does not
-/// consume its key). Every key is in the product's hash slot.
+/// has exactly one purchase record (under `<user>:<operation id>`, the name the
+/// buyer's index already carries), number, log entry and idempotency record,
+/// written in this one atomic script; a refused item writes nothing (and so
+/// does not consume its key). Every key is in the product's hash slot.
 ///
 /// Numbers: ids and counts are handled as strings or integers below 2^53 (stock
 /// and sequence numbers are bounded far below), so Lua's doubles stay exact;
@@ -43,10 +44,11 @@ local price = product[2]
 local seq = tonumber(product[3] or '0')
 local sold = 0
 local replies = {}
-for i = 1, #KEYS - 3 do
-  local a = 3 + 4 * (i - 1)
-  local quantity, user, fingerprint, ttl = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local record_key = KEYS[3 + i]
+for i = 1, #KEYS - 4 do
+  local a = 3 + 5 * (i - 1)
+  local quantity, user, fingerprint = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
+  local ttl, operation = ARGV[a + 3], ARGV[a + 4]
+  local record_key = KEYS[4 + i]
   local existing = redis.call('HMGET', record_key, 'fingerprint', 'remaining', 'purchase')
   if existing[1] then
     if existing[1] == fingerprint then
@@ -66,7 +68,9 @@ for i = 1, #KEYS - 3 do
     local record = '{"id":' .. id .. ',"user_id":' .. user .. ',"product_id":' .. ARGV[2]
       .. ',"quantity":' .. quantity .. ',"unit_price":' .. price
       .. ',"purchased_at":' .. ARGV[1] .. ',"fence":' .. string.format('%d', FENCE) .. '}'
-    redis.call('HSET', KEYS[3], seq, record)
+    local field = user .. ':' .. operation
+    redis.call('HSET', KEYS[3], field, record)
+    redis.call('HSET', KEYS[4], seq, field)
     redis.call('RPUSH', KEYS[2], id)
     redis.call('HSET', record_key, 'fingerprint', fingerprint, 'remaining', stock, 'purchase', record)
     redis.call('PEXPIRE', record_key, ttl)
@@ -82,47 +86,17 @@ return replies
     )
 });
 
-/// Claims idempotency keys for a user: `SET claim fingerprint NX GET PX ttl`
-/// for each key, in one step.
+/// A purchase by its number: the record whose field the number points at.
 ///
-/// KEYS: the user's claim keys · ARGV: 1 TTL (ms), then one fingerprint per key
-/// Returns, per key, the fingerprint already claimed, or `false` if this call
-/// made the claim. Every key is in the user's hash slot.
-pub(crate) static CLAIM_KEYS: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: 1 product purchase numbers · 2 product purchase records
+/// ARGV: 1 purchase number. Returns the record (JSON) or nil. Both keys are in
+/// the product's hash slot; a read, one round trip instead of two.
+pub(crate) static PURCHASE_BY_NUMBER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local previous = {}
-for i = 1, #KEYS do
-  previous[i] = redis.call('SET', KEYS[i], ARGV[i + 1], 'NX', 'GET', 'PX', ARGV[1])
-end
-return previous
-",
-    )
-});
-
-/// Gives back claims of orders that bought nothing (so a failed order does not
-/// consume its key), and indexes the purchases that were made.
-///
-/// KEYS: 1 the user's purchase index, then claim keys to give back
-/// ARGV: 1 number of index entries n, then n pairs (score, purchase id), then
-///       one fingerprint per claim key
-///
-/// A claim is only deleted while it still holds this order's fingerprint, so a
-/// claim another order has meanwhile taken is left alone. Every key is in the
-/// user's hash slot.
-pub(crate) static SETTLE_USER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local entries = tonumber(ARGV[1])
-for i = 1, entries do
-  redis.call('ZADD', KEYS[1], ARGV[2 * i], ARGV[2 * i + 1])
-end
-for i = 2, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[2 * entries + i] then
-    redis.call('DEL', KEYS[i])
-  end
-end
-return 0
+local field = redis.call('HGET', KEYS[1], ARGV[1])
+if not field then return false end
+return redis.call('HGET', KEYS[2], field)
 ",
     )
 });

@@ -478,3 +478,179 @@ async fn fused_and_lock_holding_writers_interleaved_stay_exact() {
         "a fencing token was handed out twice"
     );
 }
+
+/// Length of a key's cross-process line.
+async fn line_len(raw: &mut redis::aio::MultiplexedConnection, name: &str) -> usize {
+    raw.llen(key(name).line_key()).await.unwrap()
+}
+
+/// Puts a waiter that never tries again at the front of a key's line, with a
+/// line lease of `lease` from now (server time): a process that died waiting.
+async fn dead_waiter(raw: &mut redis::aio::MultiplexedConnection, name: &str, lease: Duration) {
+    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(raw).await.unwrap();
+    let expires = seconds * 1000 + micros / 1000 + u64::try_from(lease.as_millis()).unwrap();
+    let _: () = raw.lpush(key(name).line_key(), "dead").await.unwrap();
+    let _: () = raw
+        .zadd(key(name).line_leases_key(), "dead", expires)
+        .await
+        .unwrap();
+}
+
+/// Five processes wait for a key another process holds, each joining the
+/// line in Redis after the one before: the releases hand the lock on in
+/// exactly that order, and each hand-off wakes only the waiter whose turn it
+/// is (a handful of attempts each, not one per process per release).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_of_different_processes_are_served_in_arrival_order() {
+    let fixture = RedisFixture::start();
+    let mut raw = fixture.connection().await;
+    let holder = fixture
+        .lock()
+        .await
+        .acquire(&key("line"), &options())
+        .await
+        .unwrap();
+    let (order, mut served) = tokio::sync::mpsc::unbounded_channel();
+    let mut waiters = Vec::new();
+    for process in 0..5usize {
+        let lock = fixture.lock().await;
+        let order = order.clone();
+        waiters.push(tokio::spawn(async move {
+            let guard = lock.acquire(&key("line"), &options()).await.unwrap();
+            order.send((process, guard.attempts())).unwrap();
+            guard.release().await.unwrap();
+        }));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while line_len(&mut raw, "line").await < process + 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waiter {process} never joined the line"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    holder.release().await.unwrap();
+    for waiter in waiters {
+        waiter.await.unwrap();
+    }
+    drop(order);
+    let mut sequence = Vec::new();
+    while let Some((process, attempts)) = served.recv().await {
+        assert!(attempts <= 4, "waiter {process} needed {attempts} attempts");
+        sequence.push(process);
+    }
+    assert_eq!(sequence, [0, 1, 2, 3, 4]);
+    assert_eq!(
+        line_len(&mut raw, "line").await,
+        0,
+        "the line was left behind"
+    );
+}
+
+/// A waiter whose process died at the front of the line (it never tries
+/// again) holds the line up only until its line lease runs out; then the
+/// next waiter gets the lock, and the dead one is gone from the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_waiter_delays_the_line_only_until_its_lease_runs_out() {
+    let mut fixture = RedisFixture::start();
+    fixture.config.line_lease = Duration::from_millis(300);
+    let mut raw = fixture.connection().await;
+    dead_waiter(&mut raw, "dead-head", Duration::from_millis(300)).await;
+    let lock = fixture.lock().await;
+    let started = tokio::time::Instant::now();
+    let guard = lock
+        .acquire(
+            &key("dead-head"),
+            &options().with_wait_timeout(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let line: Vec<String> = raw
+        .lrange(key("dead-head").line_key(), 0, -1)
+        .await
+        .unwrap();
+    assert!(line.is_empty(), "{line:?}");
+    guard.release().await.unwrap();
+}
+
+/// While a live waiter of another process is first in line, the lock is not
+/// free for anyone else: `try_acquire` answers `None` and a fused step is
+/// `Busy`, although no one holds the lock key itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_jumps_the_line() {
+    let fixture = RedisFixture::start();
+    let mut raw = fixture.connection().await;
+    dead_waiter(&mut raw, "no-jumping", Duration::from_secs(60)).await;
+    let lock = fixture.lock().await;
+    assert!(
+        lock.try_acquire(&key("no-jumping"), &options())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let lock_key = key("no-jumping");
+    let step = FUSED_INCR.prepare_fused(&lock_key).key(REGISTER);
+    assert_eq!(lock.run_fused::<u64>(step).await.unwrap(), Fused::Busy);
+    assert_eq!(fixture.register().await, 0);
+}
+
+/// A waiter that gives up (wait timeout) leaves the line at once, so the
+/// waiter behind it is first when the holder lets go and is woken by that
+/// release, not after the gone waiter's line lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_that_gives_up_leaves_the_line() {
+    let fixture = RedisFixture::start();
+    let mut raw = fixture.connection().await;
+    let holder = fixture
+        .lock()
+        .await
+        .acquire(&key("give-up"), &options())
+        .await
+        .unwrap();
+    let impatient = fixture.lock().await;
+    let quitting = tokio::spawn(async move {
+        impatient
+            .acquire(
+                &key("give-up"),
+                &options().with_wait_timeout(Duration::from_millis(300)),
+            )
+            .await
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while line_len(&mut raw, "give-up").await < 1 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::task::yield_now().await;
+    }
+    let patient_lock = fixture.lock().await;
+    // A fallback backoff longer than the test: only the release can wake it.
+    let patient_options = options().with_backoff(Duration::from_secs(20), Duration::from_secs(30));
+    let patient = tokio::spawn(async move {
+        patient_lock
+            .acquire(&key("give-up"), &patient_options)
+            .await
+    });
+    while line_len(&mut raw, "give-up").await < 2 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::task::yield_now().await;
+    }
+    assert!(quitting.await.unwrap().unwrap_err().is_timeout());
+    while line_len(&mut raw, "give-up").await > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the quitter stayed in line"
+        );
+        tokio::task::yield_now().await;
+    }
+    holder.release().await.unwrap();
+    let granted = tokio::time::timeout(Duration::from_secs(5), patient)
+        .await
+        .expect("the release woke the next waiter")
+        .unwrap()
+        .unwrap();
+    granted.release().await.unwrap();
+}

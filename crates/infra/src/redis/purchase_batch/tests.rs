@@ -157,6 +157,17 @@ async fn a_batch_answers_each_order_as_if_alone_at_its_place() {
         .map(|index| receipt(&results[*index]).purchase.id.get())
         .collect();
     assert_eq!(logged, made, "the purchase log is in commit order");
+    let listed = store
+        .list_for_user(UserId(1), inventory_domain::Page::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed,
+        vec![first.purchase.clone()],
+        "buyer 1 made one purchase"
+    );
+    let refused: u64 = raw.zcard(keys::user_purchases(UserId(2))).await.unwrap();
+    assert_eq!(refused, 0, "a refused order's index entry was given back");
 }
 
 /// A batch whose lease was lost before its script ran (the key changed hands
@@ -193,6 +204,13 @@ async fn a_batch_whose_lease_was_lost_applies_nothing_and_answers_everyone() {
     let claim = keys::idempotency_claim(UserId(1), &IdempotencyKey::parse("k").unwrap());
     let claimed: bool = raw.exists(claim).await.unwrap();
     assert!(!claimed, "the key claim was not given back");
+    for user in 1..=3 {
+        let entries: u64 = raw.zcard(keys::user_purchases(UserId(user))).await.unwrap();
+        assert_eq!(
+            entries, 0,
+            "buyer {user}'s index names a purchase that was not made"
+        );
+    }
     drop(guard);
 }
 
@@ -233,4 +251,66 @@ async fn a_lost_reply_names_an_operation_id_that_replays_the_outcome() {
         Some(replay.purchase),
         "the stored purchase is the answer"
     );
+}
+
+/// A buyer who arrives while the product is sold out, but whose turn comes
+/// after a restock that was in line before it, is served: the answer is the
+/// stock at the order's turn, not at its arrival. (Before group commit a read
+/// before the line refused it at once.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_is_answered_with_the_stock_at_its_turn() {
+    let server = RedisServer::start();
+    let buyers_process = store(&server, Duration::from_secs(2)).await;
+    let admins_process = std::sync::Arc::new(store(&server, Duration::from_secs(2)).await);
+    let product = product(&buyers_process, 0).await;
+    let lock_key = keys::product_lock(product);
+    let mut raw = buyers_process.data();
+    let holder = RedisLock::from_url(&server.url())
+        .await
+        .unwrap()
+        .acquire(&lock_key, &AcquireOptions::default())
+        .await
+        .unwrap();
+    let line_len = async |raw: &mut redis::aio::ConnectionManager| -> usize {
+        raw.llen(lock_key.line_key()).await.unwrap()
+    };
+    let restock = tokio::spawn({
+        let admins_process = std::sync::Arc::clone(&admins_process);
+        async move {
+            admins_process
+                .restock(
+                    product,
+                    inventory_domain::RestockQuantity::parse(5).unwrap(),
+                )
+                .await
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while line_len(&mut raw).await < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restock never queued"
+        );
+        tokio::task::yield_now().await;
+    }
+    let buyers_process = std::sync::Arc::new(buyers_process);
+    let purchase = tokio::spawn({
+        let buyers_process = std::sync::Arc::clone(&buyers_process);
+        async move {
+            buyers_process
+                .purchase(order(1, product, 1, Some("late")))
+                .await
+        }
+    });
+    while line_len(&mut raw).await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the purchase never queued"
+        );
+        tokio::task::yield_now().await;
+    }
+    holder.release().await.unwrap();
+    assert_eq!(restock.await.unwrap().unwrap().stock, 5);
+    let bought = purchase.await.unwrap().unwrap();
+    assert_eq!(bought.remaining_stock, 4);
 }
