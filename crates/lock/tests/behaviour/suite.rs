@@ -349,12 +349,15 @@ pub(crate) async fn multi_key_no_deadlock(fixture: &dyn Fixture) {
 pub(crate) async fn watchdog_renews_long_bodies(fixture: &dyn Fixture) {
     let lock = fixture.process().await;
     let other = fixture.process().await;
-    let short = options().with_ttl(Duration::from_millis(150));
+    // Short enough that the body outlives it three times, long enough that a
+    // loaded machine's scheduling hiccup (renewals come every TTL/3) is not
+    // mistaken for a lost lease.
+    let short = options().with_ttl(Duration::from_millis(600));
     let probe = Arc::clone(&other);
     let value = inventory_lock::with_lock(lock.as_ref(), &key("watchdog"), &short, async |guard| {
         let start = guard.fencing_token();
         // Outlive three TTLs; the key must stay ours throughout.
-        let end = tokio::time::Instant::now() + Duration::from_millis(450);
+        let end = tokio::time::Instant::now() + Duration::from_millis(1_800);
         while tokio::time::Instant::now() < end {
             assert!(
                 probe
@@ -387,7 +390,10 @@ pub(crate) async fn watchdog_aborts_when_lease_is_lost(
     steal: impl AsyncFnOnce(),
 ) {
     let lock = fixture.process().await;
-    let short = options().with_ttl(Duration::from_millis(150));
+    // Short enough that the body outlives it three times, long enough that a
+    // loaded machine's scheduling hiccup (renewals come every TTL/3) is not
+    // mistaken for a lost lease.
+    let short = options().with_ttl(Duration::from_millis(600));
     let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
     let run = tokio::spawn(async move {
         inventory_lock::with_lock(lock.as_ref(), &key("stolen"), &short, async move |_guard| {
