@@ -36,9 +36,10 @@ impl RedlockFixture {
             nodes: RedisNodes::start_with(n, DURABLE),
             data: RedisServer::start(),
             config: RedlockConfig {
-                // Generous: the test machine is shared and busy. Tests about
-                // the node timeout set their own.
-                node_timeout: Some(Duration::from_millis(250)),
+                // Generous: the test machine is shared and busy, and the nodes
+                // fsync every write (a stalled fsync once took a node past
+                // 250 ms). Tests about the node timeout set their own.
+                node_timeout: Some(Duration::from_secs(1)),
                 ..RedlockConfig::default()
             },
         }
