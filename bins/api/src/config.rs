@@ -105,6 +105,10 @@ pub struct RedisConfig {
     /// (`REDLOCK_FSYNC_ALWAYS`), so a restarted node counts toward quorums at once
     /// instead of sitting out `LOCK_TTL_MS`.
     pub redlock_fsync_always: bool,
+    /// How long a Redlock round waits for each lock node
+    /// (`REDLOCK_NODE_TIMEOUT_MS`); `None`: the lock's default, TTL / 100 kept
+    /// within 10–100 ms.
+    pub redlock_node_timeout: Option<Duration>,
     /// Longest wait for a Redis reply, and for a pool connection
     /// (`REDIS_RESPONSE_TIMEOUT_MS`). A purchase whose reply does not come in
     /// time is settled through its idempotency record.
@@ -205,10 +209,11 @@ pub const MAX_PURCHASE_QUANTITY_LIMIT: u32 = 1_000_000;
 /// Fewest Redlock nodes: with fewer, losing one node loses the quorum.
 pub const MIN_REDLOCK_NODES: usize = 3;
 /// Variables that only mean something with a Redis data store.
-const REDIS_ONLY: [&str; 5] = [
+const REDIS_ONLY: [&str; 6] = [
     "LOCK_MODE",
     "REDLOCK_NODES",
     "REDLOCK_FSYNC_ALWAYS",
+    "REDLOCK_NODE_TIMEOUT_MS",
     "REDIS_RESPONSE_TIMEOUT_MS",
     "REDIS_POOL_SIZE",
 ];
@@ -465,12 +470,23 @@ fn storage<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<StorageSetting
             "is only used with LOCK_MODE=redlock (LOCK_MODE is single)".into(),
         ));
     }
+    let redlock_node_timeout = match env.is_set("REDLOCK_NODE_TIMEOUT_MS") {
+        true if lock_mode != LockMode::Redlock => {
+            return Err(invalid(
+                "REDLOCK_NODE_TIMEOUT_MS",
+                "is only used with LOCK_MODE=redlock (LOCK_MODE is single)".into(),
+            ));
+        }
+        true => Some(env.millis("REDLOCK_NODE_TIMEOUT_MS", 50, 1..=10_000)?),
+        false => None,
+    };
     Ok(StorageSettings::Redis(RedisConfig {
         url,
         cluster_nodes,
         lock_mode,
         redlock_nodes,
         redlock_fsync_always,
+        redlock_node_timeout,
         response_timeout: env.millis("REDIS_RESPONSE_TIMEOUT_MS", 2000, 10..=60_000)?,
         pool_size: env.bounded("REDIS_POOL_SIZE", 32, 1..=1024)?,
     }))
@@ -877,6 +893,43 @@ mod tests {
         assert_eq!(
             refused(redis(&[("REDLOCK_FSYNC_ALWAYS", "true")])),
             "REDLOCK_FSYNC_ALWAYS"
+        );
+    }
+
+    #[test]
+    fn the_redlock_node_timeout_is_optional_bounded_and_redlock_only() {
+        let redlock = |value| {
+            redis(&[
+                ("LOCK_MODE", "redlock"),
+                ("REDLOCK_NODES", NODES),
+                ("REDLOCK_NODE_TIMEOUT_MS", value),
+            ])
+        };
+        let StorageSettings::Redis(config) = redlock("500").unwrap().storage else {
+            panic!("not Redis mode");
+        };
+        assert_eq!(
+            config.redlock_node_timeout,
+            Some(Duration::from_millis(500))
+        );
+        let StorageSettings::Redis(config) =
+            redis(&[("LOCK_MODE", "redlock"), ("REDLOCK_NODES", NODES)])
+                .unwrap()
+                .storage
+        else {
+            panic!("not Redis mode");
+        };
+        assert_eq!(config.redlock_node_timeout, None, "the lock's default");
+        for value in ["0", "10001", "fast"] {
+            assert_eq!(
+                refused(redlock(value)),
+                "REDLOCK_NODE_TIMEOUT_MS",
+                "{value:?}"
+            );
+        }
+        assert_eq!(
+            refused(redis(&[("REDLOCK_NODE_TIMEOUT_MS", "500")])),
+            "REDLOCK_NODE_TIMEOUT_MS"
         );
     }
 

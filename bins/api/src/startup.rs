@@ -306,6 +306,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Repositories> {
                             .map(|node| node.expose_secret().to_owned())
                             .collect(),
                         fsync_always: redis.redlock_fsync_always,
+                        node_timeout: redis.redlock_node_timeout,
                     };
                     let repositories =
                         inventory_infra::redis::connect_redlock(&redis_settings, &redlock)

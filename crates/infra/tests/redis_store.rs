@@ -341,6 +341,8 @@ fn redlock_settings(nodes: &RedisNodes) -> RedlockSettings {
     RedlockSettings {
         nodes: nodes.urls(),
         fsync_always: true,
+        // The nodes fsync every write on a shared disk: be generous.
+        node_timeout: Some(std::time::Duration::from_millis(500)),
     }
 }
 

@@ -211,7 +211,11 @@ async fn spawn_on(backend: Backend, extra_env: &[(&str, &str)]) -> TestApp {
                 .env("REDIS_URL", data.url())
                 .env("LOCK_MODE", "redlock")
                 .env("REDLOCK_NODES", nodes.lock().unwrap().urls().join(","))
-                .env("REDLOCK_FSYNC_ALWAYS", (!volatile).to_string());
+                .env("REDLOCK_FSYNC_ALWAYS", (!volatile).to_string())
+                // The nodes fsync every write on a disk shared with the whole test
+                // run: a 50 ms node timeout (the default at a 5 s lease) turns one
+                // slow fsync into a lost quorum and a 503. Tests may override it.
+                .env("REDLOCK_NODE_TIMEOUT_MS", "500");
         }
     }
     for (key, value) in extra_env {

@@ -2,6 +2,7 @@
 //! on the data node (the Redlock's fence store), where the guarded scripts run.
 
 use std::fmt;
+use std::time::Duration;
 
 use inventory_domain::{LockNode, LockQuorum};
 use inventory_lock::{LockError, Redlock, RedlockConfig, RedlockNode, RedlockStatus};
@@ -18,6 +19,9 @@ pub struct RedlockSettings {
     /// out `lock_ttl` after every (re)start, start-up included. A node reporting AOF
     /// off is not trusted whatever this says.
     pub fsync_always: bool,
+    /// How long a round waits for each node; `None`: the lock's default
+    /// (TTL / 100, kept within 10–100 ms).
+    pub node_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for RedlockSettings {
@@ -27,6 +31,7 @@ impl fmt::Debug for RedlockSettings {
         f.debug_struct("RedlockSettings")
             .field("nodes", &nodes)
             .field("fsync_always", &self.fsync_always)
+            .field("node_timeout", &self.node_timeout)
             .finish()
     }
 }
@@ -63,6 +68,7 @@ pub(super) async fn connect(
         // The fence store is the data node: its connection carries the guarded
         // scripts too, so it waits for replies as long as the data connection does.
         fence_store_timeout: settings.response_timeout,
+        node_timeout: redlock.node_timeout,
         ..RedlockConfig::default()
     };
     Redlock::connect(nodes, data, config)
